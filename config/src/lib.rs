@@ -1,0 +1,288 @@
+//! The gateway's configuration: one typed struct per section, defaults in code (and, identically,
+//! in `helpline.example.toml`), loading from a TOML file plus `HELPLINE_…__…` environment
+//! overrides, and validation with messages a helpline's IT person understands.
+//!
+//! Where things are: the types are here; [`load`] and the file check in `load.rs`; the environment
+//! and its overrides in `env.rs`; the shape of the config (every key and its kind) in `schema.rs`;
+//! the rules in `validate.rs`; key bytes in `keys.rs`; what may be printed in `redact.rs`.
+//!
+//! This crate must never log or print a secret: secrets live in [`Secret`], whose `Debug` and
+//! `Serialize` print `[redacted]`, and no error message quotes a secret key's value.
+
+mod env;
+mod error;
+mod keys;
+mod load;
+mod redact;
+mod schema;
+mod secret;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use env::{Env, MapEnv, ProcessEnv, CONFIG_VAR, PREFIX};
+pub use error::{ConfigError, EnvProblem, KeyProblem, Problem};
+pub use load::load;
+pub use secret::Secret;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration. Every section has defaults, so an empty file is a valid start.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: Server,
+    pub redis: Redis,
+    pub security: Security,
+    pub routing: Routing,
+    pub webchat: Webchat,
+    pub channels: Channels,
+}
+
+/// The HTTP listener and how the outside world reaches it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    /// Address the single HTTP listener binds (pages, APIs, WebSockets, webhooks, metrics).
+    pub listen: String,
+    /// Public base URL: used for webhook signature checks and as the allowed WebSocket `Origin`.
+    pub public_url: String,
+    /// Further origins allowed to open WebSockets (e.g. a helpline site embedding the widget).
+    pub allowed_origins: Vec<String>,
+    /// Seconds a graceful shutdown may take before remaining work is abandoned.
+    pub shutdown_grace_s: u64,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            allowed_origins: Vec::new(),
+            shutdown_grace_s: 10,
+        }
+    }
+}
+
+/// Where the state lives.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Redis {
+    /// `redis://` or `rediss://` URL; may carry an ACL user and password.
+    pub url: Secret,
+    /// Prefix of every key the gateway writes, so several helplines can share one Redis.
+    pub key_prefix: String,
+}
+
+impl Default for Redis {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("redis://127.0.0.1:6379"),
+            key_prefix: "helpline:".into(),
+        }
+    }
+}
+
+/// Keys and staff sessions.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Security {
+    /// 32 random bytes, base64: the key-encryption key (version 1 unless `master_key_version`
+    /// says).
+    pub master_key: Option<Secret>,
+    /// A file holding the master key (base64), instead of `master_key`.
+    pub master_key_file: Option<String>,
+    /// 32 random bytes, base64: the HMAC key for pseudonyms; derived from the master key if absent.
+    pub pseudonym_key: Option<Secret>,
+    /// A staff session ends after this many seconds without a request.
+    pub session_idle_s: u64,
+    /// A staff session ends this many seconds after login, whatever happens.
+    pub session_max_s: u64,
+    /// Failed logins allowed per username (and per source) in `login_window_s` before 429.
+    pub login_attempts: u32,
+    /// The window of the login rate limit, in seconds.
+    pub login_window_s: u64,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Self {
+            master_key: None,
+            master_key_file: None,
+            pseudonym_key: None,
+            session_idle_s: 1800,
+            session_max_s: 12 * 3600,
+            login_attempts: 5,
+            login_window_s: 300,
+        }
+    }
+}
+
+/// How conversations reach counsellors.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Routing {
+    /// `offer` (the counsellor accepts) or `auto` (assigned at once).
+    pub assignment: Assignment,
+    /// Seconds an offer stands before it goes to the next counsellor.
+    pub offer_timeout_s: u64,
+    /// Offers a counsellor may let lapse in a row before being set `away`.
+    pub lapses_before_away: u32,
+    /// Seconds a counsellor's connection may be gone before their conversations are re-queued.
+    pub agent_grace_s: u64,
+    /// Concurrent conversations of a counsellor whose account sets none.
+    pub default_capacity: u32,
+    /// The most concurrent conversations any account may be given.
+    pub max_capacity: u32,
+    /// A conversation waiting this long rises one urgency class (once, and never to `critical`).
+    pub aging_s: u64,
+    /// After this many seconds waiting, the topic requirement is dropped. 0 = never.
+    pub relax_topic_s: u64,
+    /// After this many seconds waiting, the language requirement is dropped. 0 = never.
+    pub relax_language_s: u64,
+    /// Languages contacts may choose; each is also a counsellor skill.
+    pub languages: Vec<String>,
+    /// Topics contacts may choose; routed as skills (`topic:NAME`) where a counsellor lists them.
+    pub topics: Vec<String>,
+    /// Topics that are routing requirements (others are only recorded).
+    pub routed_topics: Vec<String>,
+    /// Seconds a waiting conversation may have no contact connected before it is `abandoned`.
+    pub abandon_after_s: u64,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Self {
+            assignment: Assignment::Offer,
+            offer_timeout_s: 30,
+            lapses_before_away: 2,
+            agent_grace_s: 20,
+            default_capacity: 2,
+            max_capacity: 3,
+            aging_s: 300,
+            relax_topic_s: 120,
+            relax_language_s: 600,
+            languages: ["ro", "ru", "uk", "en"].map(String::from).to_vec(),
+            topics: [
+                "online-safety",
+                "abuse",
+                "family",
+                "school",
+                "feelings",
+                "other",
+            ]
+            .map(String::from)
+            .to_vec(),
+            routed_topics: Vec::new(),
+            abandon_after_s: 120,
+        }
+    }
+}
+
+/// `offer` or `auto` assignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Assignment {
+    Offer,
+    Auto,
+}
+
+/// Limits of the contact's WebSocket.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Webchat {
+    /// Most bytes of text in one contact message.
+    pub max_message_bytes: usize,
+    /// Refused frames in a row before the connection is closed.
+    pub max_bad_frames: u32,
+    /// Bytes of the per-connection read and write buffers (small: thousands of children sit idle).
+    pub buffer_bytes: usize,
+    /// Messages a contact may send per minute before `rate_limited`.
+    pub messages_per_minute: u32,
+}
+
+impl Default for Webchat {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 4096,
+            max_bad_frames: 5,
+            buffer_bytes: 8192,
+            messages_per_minute: 30,
+        }
+    }
+}
+
+/// The channels besides web chat; each is off until configured.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Channels {
+    pub telegram: Telegram,
+    pub sms: Sms,
+}
+
+/// The Telegram bot.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Telegram {
+    /// Bot token from @BotFather; the channel is off when absent.
+    pub token: Option<Secret>,
+    /// Bot API base URL.
+    pub api_url: String,
+    /// `polling` or `webhook`.
+    pub mode: TelegramMode,
+    /// Required in webhook mode: Telegram sends it back in `X-Telegram-Bot-Api-Secret-Token`.
+    pub webhook_secret: Option<Secret>,
+}
+
+impl Default for Telegram {
+    fn default() -> Self {
+        Self {
+            token: None,
+            api_url: "https://api.telegram.org".into(),
+            mode: TelegramMode::Polling,
+            webhook_secret: None,
+        }
+    }
+}
+
+/// How Telegram updates arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TelegramMode {
+    Polling,
+    Webhook,
+}
+
+/// SMS through a Twilio-format provider.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sms {
+    /// `twilio`; the channel is off when absent.
+    pub provider: Option<SmsProvider>,
+    pub account_sid: Option<String>,
+    pub auth_token: Option<Secret>,
+    /// The sending number (E.164) or short code.
+    pub from: Option<String>,
+    /// REST base URL.
+    pub api_url: String,
+}
+
+impl Default for Sms {
+    fn default() -> Self {
+        Self {
+            provider: None,
+            account_sid: None,
+            auth_token: None,
+            from: None,
+            api_url: "https://api.twilio.com".into(),
+        }
+    }
+}
+
+/// SMS providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsProvider {
+    Twilio,
+}

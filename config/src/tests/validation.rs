@@ -1,0 +1,354 @@
+//! Every validation rule, each with a bad value, gives a message naming the key.
+
+use crate::{Config, ConfigError, Secret, SmsProvider, TelegramMode};
+
+/// A valid 32-byte key.
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+fn problems_of(config: &Config) -> Vec<(String, String)> {
+    match config.validate() {
+        Ok(()) => Vec::new(),
+        Err(ConfigError::Invalid(problems)) => problems
+            .into_iter()
+            .map(|p| (p.key.clone(), p.to_string()))
+            .collect(),
+        Err(other) => panic!("not an Invalid error: {other}"),
+    }
+}
+
+#[test]
+fn the_defaults_are_valid() {
+    Config::default().validate().unwrap();
+}
+
+#[test]
+fn a_full_valid_config_passes() {
+    let mut c = Config::default();
+    c.server.listen = "[::]:443".into();
+    c.server.public_url = "https://chat.example.org/".into();
+    c.server.allowed_origins = vec![
+        "https://www.example.org:8443".into(),
+        "http://[::1]:3000".into(),
+    ];
+    c.redis.url = Secret::new("rediss://gateway:pw@redis.example.org:6380/0");
+    c.security.master_key = Some(Secret::new(KEY));
+    c.security.pseudonym_key = Some(Secret::new(KEY.trim_end_matches('=')));
+    c.routing.routed_topics = vec!["abuse".into()];
+    c.channels.telegram.mode = TelegramMode::Webhook;
+    c.channels.telegram.token = Some(Secret::new("123:abc"));
+    c.channels.telegram.webhook_secret = Some(Secret::new("a-Z_9"));
+    c.channels.sms.provider = Some(SmsProvider::Twilio);
+    c.channels.sms.account_sid = Some("AC1".into());
+    c.channels.sms.auth_token = Some(Secret::new("tok"));
+    c.channels.sms.from = Some("+37360000000".into());
+    c.validate().unwrap();
+}
+
+type Breaker = fn(&mut Config);
+
+/// (what to break, the key the message must name, a fragment of the message)
+const CASES: &[(Breaker, &str, &str)] = &[
+    (
+        |c| c.server.listen = "localhost:8080".into(),
+        "server.listen",
+        "`localhost:8080`",
+    ),
+    (
+        |c| c.server.listen = "127.0.0.1".into(),
+        "server.listen",
+        "127.0.0.1:8080",
+    ),
+    (
+        |c| c.server.public_url = "chat.example.org".into(),
+        "server.public_url",
+        "http:// or https://",
+    ),
+    (
+        |c| c.server.public_url = "https://example.org/chat".into(),
+        "server.public_url",
+        "has a path",
+    ),
+    (
+        |c| c.server.public_url = "https://".into(),
+        "server.public_url",
+        "no host",
+    ),
+    (
+        |c| c.server.public_url = "https://example.org:99999".into(),
+        "server.public_url",
+        "port",
+    ),
+    (
+        |c| c.server.public_url = "https://example.org/?a=b".into(),
+        "server.public_url",
+        "query",
+    ),
+    (
+        |c| c.server.allowed_origins = vec!["ftp://x.org".into()],
+        "server.allowed_origins",
+        "`ftp://x.org`",
+    ),
+    (
+        |c| c.redis.url = Secret::new("http://127.0.0.1:6379"),
+        "redis.url",
+        "redis://",
+    ),
+    (
+        |c| c.redis.key_prefix = String::new(),
+        "redis.key_prefix",
+        "is empty",
+    ),
+    (
+        |c| c.redis.key_prefix = "help line:".into(),
+        "redis.key_prefix",
+        "space",
+    ),
+    (
+        |c| {
+            c.security.master_key = Some(Secret::new(KEY));
+            c.security.master_key_file = Some("/k".into());
+        },
+        "security.master_key",
+        "only one",
+    ),
+    (
+        |c| c.security.master_key = Some(Secret::new("c2hvcnQ=")),
+        "security.master_key",
+        "32 random bytes in base64",
+    ),
+    (
+        |c| c.security.master_key = Some(Secret::new("not base64!")),
+        "security.master_key",
+        "head -c32 /dev/urandom | base64",
+    ),
+    (
+        |c| c.security.master_key_file = Some(String::new()),
+        "security.master_key_file",
+        "is empty",
+    ),
+    (
+        |c| c.security.pseudonym_key = Some(Secret::new("c2hvcnQ=")),
+        "security.pseudonym_key",
+        "32 random bytes",
+    ),
+    (
+        |c| c.security.session_idle_s = 0,
+        "security.session_idle_s",
+        "above 0",
+    ),
+    (
+        |c| c.security.session_max_s = 0,
+        "security.session_max_s",
+        "above 0",
+    ),
+    (
+        |c| c.security.login_window_s = 0,
+        "security.login_window_s",
+        "above 0",
+    ),
+    (
+        |c| c.security.login_attempts = 0,
+        "security.login_attempts",
+        "is 0",
+    ),
+    (
+        |c| c.routing.offer_timeout_s = 0,
+        "routing.offer_timeout_s",
+        "above 0",
+    ),
+    (
+        |c| c.routing.agent_grace_s = 0,
+        "routing.agent_grace_s",
+        "above 0",
+    ),
+    (
+        |c| c.routing.abandon_after_s = 0,
+        "routing.abandon_after_s",
+        "above 0",
+    ),
+    (
+        |c| c.routing.default_capacity = 0,
+        "routing.default_capacity",
+        "is 0",
+    ),
+    (
+        |c| c.routing.default_capacity = 4,
+        "routing.default_capacity",
+        "above routing.max_capacity (3)",
+    ),
+    (
+        |c| {
+            c.routing.max_capacity = 11;
+            c.routing.default_capacity = 2;
+        },
+        "routing.max_capacity",
+        "at most 10",
+    ),
+    (
+        |c| c.routing.languages = Vec::new(),
+        "routing.languages",
+        "is empty",
+    ),
+    (
+        |c| c.routing.languages = vec!["RO".into()],
+        "routing.languages",
+        "`RO`",
+    ),
+    (
+        |c| c.routing.languages = vec!["romanian".into()],
+        "routing.languages",
+        "`romanian`",
+    ),
+    (
+        |c| c.routing.topics = vec!["Online Safety".into()],
+        "routing.topics",
+        "`Online Safety`",
+    ),
+    (
+        |c| c.routing.topics = vec![String::new()],
+        "routing.topics",
+        "not a topic",
+    ),
+    (
+        |c| c.routing.routed_topics = vec!["sport".into()],
+        "routing.routed_topics",
+        "`sport` is not in routing.topics",
+    ),
+    (
+        |c| c.webchat.max_message_bytes = 63,
+        "webchat.max_message_bytes",
+        "is 63; use a number from 64 to 65536",
+    ),
+    (
+        |c| c.webchat.max_message_bytes = 65537,
+        "webchat.max_message_bytes",
+        "65537",
+    ),
+    (
+        |c| c.webchat.buffer_bytes = 1023,
+        "webchat.buffer_bytes",
+        "1024 to 1048576",
+    ),
+    (
+        |c| c.webchat.buffer_bytes = 1_048_577,
+        "webchat.buffer_bytes",
+        "1048577",
+    ),
+    (
+        |c| c.webchat.messages_per_minute = 0,
+        "webchat.messages_per_minute",
+        "is 0",
+    ),
+    (
+        |c| c.channels.telegram.api_url = "api.telegram.org".into(),
+        "channels.telegram.api_url",
+        "http://",
+    ),
+    (
+        |c| c.channels.telegram.token = Some(Secret::new("")),
+        "channels.telegram.token",
+        "is empty",
+    ),
+    (
+        |c| c.channels.telegram.webhook_secret = Some(Secret::new("has space")),
+        "channels.telegram.webhook_secret",
+        "Telegram's rule",
+    ),
+    (
+        |c| c.channels.telegram.webhook_secret = Some(Secret::new("a".repeat(257))),
+        "channels.telegram.webhook_secret",
+        "1 to 256",
+    ),
+    (
+        |c| {
+            c.channels.telegram.mode = TelegramMode::Webhook;
+            c.channels.telegram.token = Some(Secret::new("1:a"));
+        },
+        "channels.telegram.webhook_secret",
+        "required in webhook mode",
+    ),
+    (
+        |c| {
+            c.channels.telegram.mode = TelegramMode::Webhook;
+            c.channels.telegram.webhook_secret = Some(Secret::new("s"));
+        },
+        "channels.telegram.token",
+        "required in webhook mode",
+    ),
+    (
+        |c| c.channels.sms.api_url = "twilio".into(),
+        "channels.sms.api_url",
+        "`twilio`",
+    ),
+    (
+        |c| {
+            c.channels.sms.provider = Some(SmsProvider::Twilio);
+            c.channels.sms.auth_token = Some(Secret::new("t"));
+            c.channels.sms.from = Some("+1".into());
+        },
+        "channels.sms.account_sid",
+        "required when channels.sms.provider is `twilio`",
+    ),
+    (
+        |c| {
+            c.channels.sms.provider = Some(SmsProvider::Twilio);
+            c.channels.sms.account_sid = Some("AC".into());
+            c.channels.sms.from = Some("+1".into());
+        },
+        "channels.sms.auth_token",
+        "required",
+    ),
+    (
+        |c| {
+            c.channels.sms.provider = Some(SmsProvider::Twilio);
+            c.channels.sms.account_sid = Some("AC".into());
+            c.channels.sms.auth_token = Some(Secret::new("t"));
+            c.channels.sms.from = Some(String::new());
+        },
+        "channels.sms.from",
+        "required",
+    ),
+];
+
+#[test]
+fn every_rule_names_its_key_its_variable_and_the_fix() {
+    for (index, (breaker, key, fragment)) in CASES.iter().enumerate() {
+        let mut config = Config::default();
+        breaker(&mut config);
+        let problems = problems_of(&config);
+        assert_eq!(problems.len(), 1, "case {index} ({key}): {problems:?}");
+        let (problem_key, line) = &problems[0];
+        assert_eq!(problem_key, key, "case {index}: {line}");
+        let env = format!("HELPLINE_{}", key.replace('.', "__").to_uppercase());
+        assert!(
+            line.starts_with(&format!("{key} ({env}): ")),
+            "case {index}: {line}"
+        );
+        assert!(
+            line.contains(fragment),
+            "case {index}: `{fragment}` not in: {line}"
+        );
+    }
+}
+
+#[test]
+fn all_problems_are_reported_one_per_line() {
+    let mut config = Config::default();
+    config.server.listen = "nowhere".into();
+    config.routing.offer_timeout_s = 0;
+    config.webchat.buffer_bytes = 1;
+    let error = config.validate().unwrap_err();
+    let text = error.to_string();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(text
+        .lines()
+        .any(|l| l.starts_with("server.listen (HELPLINE_SERVER__LISTEN): `nowhere`")));
+}
+
+#[test]
+fn relax_timers_may_be_zero() {
+    let mut config = Config::default();
+    config.routing.relax_topic_s = 0;
+    config.routing.relax_language_s = 0;
+    config.validate().unwrap();
+}

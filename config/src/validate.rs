@@ -1,0 +1,427 @@
+//! The rules a loaded configuration must meet before the gateway starts, checked all at once so an
+//! operator fixes everything in one round.
+//!
+//! Each message names the key (the `Problem`'s `Display` adds the environment variable), quotes the
+//! bad value only when the key is not a secret, and says what to write instead.
+
+use std::net::SocketAddr;
+
+use crate::error::{ConfigError, Problem};
+use crate::keys::decode_key;
+use crate::{Config, Redis, Routing, Security, Server, SmsProvider, TelegramMode, Webchat};
+
+/// The most conversations a counsellor can follow well at once.
+const CAPACITY_LIMIT: u32 = 10;
+
+const KEY_FIX: &str =
+    "must be 32 random bytes in base64, e.g. from `head -c32 /dev/urandom | base64`";
+
+/// Accumulates problems; the rules below never stop at the first.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, key: &str, message: impl Into<String>) {
+        self.0.push(Problem::new(key, message));
+    }
+
+    /// Seconds that must be above 0; `zero_means` says what 0 would do.
+    fn positive(&mut self, key: &str, value: u64, zero_means: &str) {
+        if value == 0 {
+            self.add(
+                key,
+                format!("is 0, which would {zero_means}; use a number of seconds above 0"),
+            );
+        }
+    }
+}
+
+impl Config {
+    /// Checks every rule and reports every broken one, one line each. `load` calls it; call it
+    /// again after changing a loaded config by hand.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Problems::default();
+        server(&self.server, &mut problems);
+        redis(&self.redis, &mut problems);
+        security(&self.security, &mut problems);
+        routing(&self.routing, &mut problems);
+        webchat(&self.webchat, &mut problems);
+        telegram(self, &mut problems);
+        sms(self, &mut problems);
+        if problems.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems.0))
+        }
+    }
+}
+
+fn server(server: &Server, p: &mut Problems) {
+    if server.listen.parse::<SocketAddr>().is_err() {
+        p.add(
+            "server.listen",
+            format!(
+                "`{}` is not an IP address and port; write e.g. `127.0.0.1:8080`, or \
+                 `0.0.0.0:8080` to listen on every interface",
+                server.listen
+            ),
+        );
+    }
+    if let Err(why) = origin_url(&server.public_url) {
+        p.add(
+            "server.public_url",
+            format!(
+                "`{}` {why}; write the address children's browsers use, \
+                 e.g. `https://chat.example.org`",
+                server.public_url
+            ),
+        );
+    }
+    for origin in &server.allowed_origins {
+        if let Err(why) = origin_url(origin) {
+            p.add(
+                "server.allowed_origins",
+                format!("`{origin}` {why}; write a site's origin, e.g. `https://www.example.org`"),
+            );
+        }
+    }
+}
+
+/// An origin-like URL: `http(s)://host[:port]` with at most a trailing `/`. The `Err` completes a
+/// sentence that starts with the URL.
+fn origin_url(url: &str) -> Result<(), &'static str> {
+    let authority = base_url(url)?;
+    match authority.split_once('/') {
+        Some((_, path)) if !path.is_empty() => Err("has a path (give only scheme, host and port)"),
+        _ => Ok(()),
+    }
+}
+
+/// An `http(s)://host…` URL; returns what follows the scheme.
+fn base_url(url: &str) -> Result<&str, &'static str> {
+    let lower = url.to_ascii_lowercase();
+    let scheme_len = if lower.starts_with("https://") {
+        8
+    } else if lower.starts_with("http://") {
+        7
+    } else {
+        return Err("does not start with http:// or https://");
+    };
+    let rest = url.get(scheme_len..).unwrap_or_default();
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        return Err("has no host");
+    }
+    if url.chars().any(char::is_whitespace) {
+        return Err("contains a space");
+    }
+    if url.contains(['?', '#']) {
+        return Err("has a query or fragment");
+    }
+    if host.contains('@') {
+        return Err("contains a user name or password");
+    }
+    let port = match host.strip_prefix('[') {
+        Some(v6) => v6
+            .split_once(']')
+            .and_then(|(_, after)| after.strip_prefix(':')),
+        None => host.rsplit_once(':').map(|(_, port)| port),
+    };
+    if port.is_some_and(|port| port.parse::<u16>().is_err()) {
+        return Err("has a port that is not a number from 0 to 65535");
+    }
+    Ok(rest)
+}
+
+fn redis(redis: &Redis, p: &mut Problems) {
+    let url = redis.url.expose();
+    let schemes = ["redis://", "rediss://", "redis+unix://", "unix://"];
+    if !schemes.iter().any(|scheme| url.starts_with(scheme)) {
+        p.add(
+            "redis.url",
+            format!(
+                "`{}` must start with redis://, rediss:// (TLS), redis+unix:// or unix://, \
+                 e.g. `redis://127.0.0.1:6379`",
+                redis.url_redacted()
+            ),
+        );
+    }
+    if redis.key_prefix.is_empty() {
+        p.add(
+            "redis.key_prefix",
+            "is empty; use a short prefix such as `helpline:`",
+        );
+    } else if redis.key_prefix.chars().any(char::is_whitespace) {
+        p.add(
+            "redis.key_prefix",
+            format!(
+                "`{}` contains a space; use e.g. `helpline:`",
+                redis.key_prefix
+            ),
+        );
+    }
+}
+
+fn security(security: &Security, p: &mut Problems) {
+    if security.master_key.is_some() && security.master_key_file.is_some() {
+        p.add(
+            "security.master_key",
+            "is set together with security.master_key_file; keep only one of them",
+        );
+    }
+    if security
+        .master_key
+        .as_ref()
+        .is_some_and(|key| decode_key(key.expose()).is_err())
+    {
+        p.add("security.master_key", KEY_FIX);
+    }
+    if security
+        .master_key_file
+        .as_deref()
+        .is_some_and(str::is_empty)
+    {
+        p.add(
+            "security.master_key_file",
+            "is empty; give the path of a file holding the key, or remove the line",
+        );
+    }
+    if security
+        .pseudonym_key
+        .as_ref()
+        .is_some_and(|key| decode_key(key.expose()).is_err())
+    {
+        p.add("security.pseudonym_key", KEY_FIX);
+    }
+    p.positive(
+        "security.session_idle_s",
+        security.session_idle_s,
+        "log staff out at once",
+    );
+    p.positive(
+        "security.session_max_s",
+        security.session_max_s,
+        "log staff out at once",
+    );
+    p.positive(
+        "security.login_window_s",
+        security.login_window_s,
+        "make the login limit useless",
+    );
+    if security.login_attempts == 0 {
+        p.add(
+            "security.login_attempts",
+            "is 0, which would refuse every login; use e.g. 5",
+        );
+    }
+}
+
+fn routing(routing: &Routing, p: &mut Problems) {
+    p.positive(
+        "routing.offer_timeout_s",
+        routing.offer_timeout_s,
+        "withdraw every offer at once",
+    );
+    p.positive(
+        "routing.agent_grace_s",
+        routing.agent_grace_s,
+        "re-queue on every network blip",
+    );
+    p.positive(
+        "routing.abandon_after_s",
+        routing.abandon_after_s,
+        "drop a child who reloads the page",
+    );
+    capacity(routing, p);
+    if routing.languages.is_empty() {
+        p.add(
+            "routing.languages",
+            "is empty; list at least one language code, e.g. [\"ro\"]",
+        );
+    }
+    for language in &routing.languages {
+        let ok =
+            (2..=3).contains(&language.len()) && language.bytes().all(|b| b.is_ascii_lowercase());
+        if !ok {
+            p.add(
+                "routing.languages",
+                format!(
+                    "`{language}` is not a language code; use 2 or 3 lower-case letters, e.g. `ro`"
+                ),
+            );
+        }
+    }
+    for topic in &routing.topics {
+        let ok = !topic.is_empty()
+            && topic
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok {
+            p.add(
+                "routing.topics",
+                format!(
+                    "`{topic}` is not a topic name; use lower-case letters, digits and `-`, \
+                     e.g. `online-safety`"
+                ),
+            );
+        }
+    }
+    for topic in &routing.routed_topics {
+        if !routing.topics.contains(topic) {
+            p.add(
+                "routing.routed_topics",
+                format!("`{topic}` is not in routing.topics; add it there or remove it here"),
+            );
+        }
+    }
+}
+
+fn capacity(routing: &Routing, p: &mut Problems) {
+    if routing.default_capacity == 0 {
+        p.add(
+            "routing.default_capacity",
+            "is 0, which would give no one any conversation; use e.g. 2",
+        );
+    }
+    if routing.max_capacity > CAPACITY_LIMIT {
+        p.add(
+            "routing.max_capacity",
+            format!(
+                "is {}; no one can follow more than {CAPACITY_LIMIT} conversations well, \
+                 use at most {CAPACITY_LIMIT}",
+                routing.max_capacity
+            ),
+        );
+    }
+    if routing.default_capacity > routing.max_capacity {
+        p.add(
+            "routing.default_capacity",
+            format!(
+                "is {}, above routing.max_capacity ({}); lower it or raise max_capacity",
+                routing.default_capacity, routing.max_capacity
+            ),
+        );
+    }
+}
+
+fn webchat(webchat: &Webchat, p: &mut Problems) {
+    if !(64..=65536).contains(&webchat.max_message_bytes) {
+        p.add(
+            "webchat.max_message_bytes",
+            format!(
+                "is {}; use a number from 64 to 65536, e.g. 4096",
+                webchat.max_message_bytes
+            ),
+        );
+    }
+    if !(1024..=1_048_576).contains(&webchat.buffer_bytes) {
+        p.add(
+            "webchat.buffer_bytes",
+            format!(
+                "is {}; use a number from 1024 to 1048576, e.g. 8192",
+                webchat.buffer_bytes
+            ),
+        );
+    }
+    if webchat.messages_per_minute == 0 {
+        p.add(
+            "webchat.messages_per_minute",
+            "is 0, which would refuse every message; use e.g. 30",
+        );
+    }
+}
+
+fn telegram(config: &Config, p: &mut Problems) {
+    let telegram = &config.channels.telegram;
+    if let Err(why) = base_url(&telegram.api_url) {
+        p.add(
+            "channels.telegram.api_url",
+            format!(
+                "`{}` {why}; the default is `https://api.telegram.org`",
+                telegram.api_url
+            ),
+        );
+    }
+    if telegram
+        .token
+        .as_ref()
+        .is_some_and(|t| t.expose().is_empty())
+    {
+        p.add(
+            "channels.telegram.token",
+            "is empty; set the token from @BotFather, or remove it to turn Telegram off",
+        );
+    }
+    if let Some(secret) = &telegram.webhook_secret {
+        let secret = secret.expose();
+        let ok = (1..=256).contains(&secret.len())
+            && secret
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !ok {
+            p.add(
+                "channels.telegram.webhook_secret",
+                "must be 1 to 256 characters of A-Z, a-z, 0-9, `_` and `-` (Telegram's rule), \
+                 e.g. from `head -c32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='`",
+            );
+        }
+    }
+    if telegram.mode == TelegramMode::Webhook {
+        if telegram.token.is_none() {
+            p.add(
+                "channels.telegram.token",
+                "is required in webhook mode; set the bot token from @BotFather",
+            );
+        }
+        if telegram.webhook_secret.is_none() {
+            p.add(
+                "channels.telegram.webhook_secret",
+                "is required in webhook mode; set one, e.g. from \
+                 `head -c32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='`",
+            );
+        }
+    }
+}
+
+fn sms(config: &Config, p: &mut Problems) {
+    let sms = &config.channels.sms;
+    if let Err(why) = base_url(&sms.api_url) {
+        p.add(
+            "channels.sms.api_url",
+            format!(
+                "`{}` {why}; the default is `https://api.twilio.com`",
+                sms.api_url
+            ),
+        );
+    }
+    if sms.provider != Some(SmsProvider::Twilio) {
+        return;
+    }
+    let missing = |value: Option<&str>| value.is_none_or(str::is_empty);
+    let required = [
+        (
+            "channels.sms.account_sid",
+            missing(sms.account_sid.as_deref()),
+            "the Account SID",
+        ),
+        (
+            "channels.sms.auth_token",
+            missing(sms.auth_token.as_ref().map(|t| t.expose())),
+            "the Auth Token",
+        ),
+        (
+            "channels.sms.from",
+            missing(sms.from.as_deref()),
+            "the sending number (e.g. `+37360000000`)",
+        ),
+    ];
+    for (key, is_missing, what) in required {
+        if is_missing {
+            let message = format!(
+                "is required when channels.sms.provider is `twilio`; \
+                 set {what} from the provider's console"
+            );
+            p.add(key, message);
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The domain of the helpline: conversations and their lifecycle, the queue and the assignment rules,
+//! urgency grading, pseudonyms, the transcript vault and the Redis store.
+//!
+//! The router knows no channel protocol and no HTTP: adapters call [`Router`] with plain values and
+//! receive [`Event`]s through the node-local [`Hub`]. Clear text exists only in memory here: it is
+//! graded, then sealed before it reaches Redis.
+
+pub mod accounts;
+pub mod conversation;
+pub mod error;
+pub mod events;
+pub mod hub;
+pub mod notices;
+pub mod pseudonym;
+pub mod store;
+pub mod telemetry;
+pub mod urgency;
+pub mod vault;
+
+mod contact;
+mod counsellor;
+mod sweeper;
+mod transcript;
+
+pub use accounts::{Account, Accounts, Role};
+pub use contact::Started;
+pub use conversation::{ConversationView, Message, Urgency};
+pub use error::{RouterError, StoreError};
+pub use events::Event;
+pub use hub::{Delivery, Hub};
+pub use telemetry::Telemetry;
+
+use std::sync::Arc;
+
+use helpline_config::{Assignment, Config};
+
+use crate::notices::Notices;
+use crate::pseudonym::Pseudonyms;
+use crate::store::{ScriptSettings, Store};
+use crate::transcript::KeyCache;
+use crate::urgency::Grader;
+use crate::vault::{MasterKeys, Vault};
+
+/// The router of one gateway node. Cheap to clone; every clone shares the node's state.
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    accounts: Accounts,
+    vault: Vault,
+    /// Data keys of conversations this node is relaying, so a message costs no unwrap.
+    keys: KeyCache,
+    pseudonyms: Pseudonyms,
+    grader: Grader,
+    notices: Notices,
+    hub: Hub,
+    telemetry: Telemetry,
+    config: Config,
+}
+
+/// The routing settings every script receives, from the configuration.
+pub fn script_settings(config: &Config) -> ScriptSettings {
+    let r = &config.routing;
+    ScriptSettings {
+        assignment: match r.assignment {
+            Assignment::Offer => "offer",
+            Assignment::Auto => "auto",
+        },
+        offer_timeout_ms: r.offer_timeout_s * 1000,
+        lapses_before_away: r.lapses_before_away,
+        agent_grace_ms: r.agent_grace_s * 1000,
+        aging_ms: r.aging_s * 1000,
+        relax_topic_ms: r.relax_topic_s * 1000,
+        relax_language_ms: r.relax_language_s * 1000,
+        abandon_ms: r.abandon_after_s * 1000,
+    }
+}
+
+/// Connects to the configured Redis (for commands that need no keys, like `user add`).
+pub async fn connect_store(config: &Config) -> Result<Store, StoreError> {
+    let settings = script_settings(config);
+    Store::connect(config.redis.url.expose(), &config.redis.key_prefix, &settings).await
+}
+
+impl Router {
+    /// Builds the router: connects to Redis, loads the master key, the phrase lists and the notices.
+    pub async fn connect(config: Config) -> Result<Router, RouterError> {
+        let master = config
+            .security
+            .master_key_bytes()
+            .map_err(|e| RouterError::Setup(e.to_string()))?
+            .ok_or_else(|| {
+                RouterError::Setup(
+                    "no master key: set security.master_key_file (or HELPLINE_SECURITY__MASTER_KEY_FILE) \
+                     to a file holding 32 random bytes in base64, e.g. from `head -c32 /dev/urandom | base64`"
+                        .into(),
+                )
+            })?;
+        let pseudonyms = match config
+            .security
+            .pseudonym_key_bytes()
+            .map_err(|e| RouterError::Setup(e.to_string()))?
+        {
+            Some(key) => Pseudonyms::new(*key),
+            None => Pseudonyms::derive_from_master(&master),
+        };
+        let vault = Vault::new(MasterKeys::new(1, *master));
+        let grader = Grader::builtin().map_err(|e| RouterError::Setup(e.to_string()))?;
+        let notices = Notices::builtin().map_err(|e| RouterError::Setup(e.to_string()))?;
+        let store = connect_store(&config).await?;
+        let accounts = Accounts::new(store.clone(), &config);
+        Ok(Router {
+            inner: Arc::new(Inner {
+                store,
+                accounts,
+                vault,
+                keys: KeyCache::default(),
+                pseudonyms,
+                grader,
+                notices,
+                hub: Hub::default(),
+                telemetry: Telemetry::new(),
+                config,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    pub fn accounts(&self) -> &Accounts {
+        &self.inner.accounts
+    }
+
+    pub fn notices(&self) -> &Notices {
+        &self.inner.notices
+    }
+
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.inner.telemetry
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Whether Redis answers (for `/readyz`).
+    pub async fn ready(&self) -> bool {
+        self.inner.store.ping().await.is_ok()
+    }
+
+    /// Counts and logs what a routing step did on this node (every node delivers the same events
+    /// to its sockets, but only the node that ran the step observes them here).
+    fn observe(&self, events: &[Event]) {
+        for ev in events {
+            self.inner.telemetry.observe(ev);
+            if let Event::Ended { conv, .. } = ev {
+                self.inner.keys.forget(conv);
+            }
+        }
+    }
+
+    /// Runs a store call, counting a failure by operation.
+    async fn guarded<T>(
+        &self,
+        op: &'static str,
+        fut: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, RouterError> {
+        fut.await.map_err(|e| {
+            self.inner.telemetry.redis_error(op);
+            tracing::warn!(op, error = %e, "Redis operation failed");
+            RouterError::Store(e)
+        })
+    }
+
+    /// Runs a routing script and observes its events; a refusal becomes `RouterError::Refused`.
+    async fn routed(
+        &self,
+        op: &'static str,
+        fut: impl std::future::Future<Output = Result<store::Outcome, StoreError>>,
+    ) -> Result<Vec<Event>, RouterError> {
+        let outcome = self.guarded(op, fut).await?;
+        self.observe(&outcome.events);
+        if outcome.is_ok() {
+            Ok(outcome.events)
+        } else {
+            Err(refusal(&outcome.status))
+        }
+    }
+}
+
+/// Turns a script's refusal status into an error with a code and a message for staff.
+fn refusal(status: &str) -> RouterError {
+    let (code, message) = match status {
+        "not_offered" => ("not_offered", "that conversation is not offered to you (any more)"),
+        "not_active" => ("not_active", "that conversation is not active"),
+        "not_yours" => ("forbidden", "that conversation is not yours"),
+        "not_live" | "ended" => ("ended", "that conversation is over"),
+        "counsellor_unavailable" => {
+            ("counsellor_unavailable", "that counsellor is not available or has no room")
+        }
+        "same_counsellor" => ("bad_request", "the conversation is already yours"),
+        "unchanged" => ("unchanged", "nothing to change"),
+        _ => ("internal", "the router refused the request"),
+    };
+    RouterError::refused(code, message)
+}

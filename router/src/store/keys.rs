@@ -1,0 +1,114 @@
+//! Every Redis key the gateway writes, built in one place. The layout of the routing keys is
+//! documented in `lua/common.lua`, which the scripts share; the rest is documented here.
+
+/// Builds key names under the configured prefix.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Self { prefix: prefix.to_owned() }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn key(&self, parts: &[&str]) -> String {
+        let mut k = self.prefix.clone();
+        k.push_str(&parts.join(":"));
+        k
+    }
+
+    /// Hash of one conversation's routing state and its wrapped data key (never message text).
+    pub fn conv(&self, id: &str) -> String {
+        self.key(&["conv", id])
+    }
+
+    /// Stream of one conversation's sealed messages: the source of truth for delivery and replay.
+    pub fn messages(&self, id: &str) -> String {
+        self.key(&["msgs", id])
+    }
+
+    /// Hash of `sender:client_msg_id` -> stream id, so a resent message is stored once.
+    pub fn client_ids(&self, id: &str) -> String {
+        self.key(&["cmid", id])
+    }
+
+    /// Hash of counsellors who passed on an offer of the conversation.
+    pub fn passed(&self, id: &str) -> String {
+        self.key(&["passed", id])
+    }
+
+    /// String: SHA-256 of a contact's resume token -> conversation id (expires).
+    pub fn resume(&self, token_hash: &str) -> String {
+        self.key(&["resume", token_hash])
+    }
+
+    /// Hash of a counsellor's routing state (status, load, skills, capacity).
+    pub fn agent(&self, username: &str) -> String {
+        self.key(&["agent", username])
+    }
+
+    /// Set of a counsellor's active conversations.
+    pub fn agent_convs(&self, username: &str) -> String {
+        self.key(&["agent", username, "convs"])
+    }
+
+    /// Set of conversations standing offered to a counsellor.
+    pub fn agent_offered(&self, username: &str) -> String {
+        self.key(&["agent", username, "offered"])
+    }
+
+    /// Zset of every queued conversation by first queue time.
+    pub fn waiting(&self) -> String {
+        self.key(&["waiting"])
+    }
+
+    /// Zset: counsellor -> last time a node holding their socket said so.
+    pub fn seen_agents(&self) -> String {
+        self.key(&["seen", "agents"])
+    }
+
+    /// Zset: conversation -> last time a node holding the contact's socket said so.
+    pub fn seen_contacts(&self) -> String {
+        self.key(&["seen", "contacts"])
+    }
+
+    /// Set of counsellors whose status is available.
+    pub fn available(&self) -> String {
+        self.key(&["available"])
+    }
+
+    /// Hash of a staff account: role, Argon2id hash, skills, capacity, display name, disabled.
+    pub fn user(&self, username: &str) -> String {
+        self.key(&["user", username])
+    }
+
+    /// Set of every staff username.
+    pub fn users(&self) -> String {
+        self.key(&["users"])
+    }
+
+    /// Hash of a staff session, keyed by the SHA-256 of its cookie (expires when idle).
+    pub fn session(&self, token_hash: &str) -> String {
+        self.key(&["session", token_hash])
+    }
+
+    /// Stream of the audit log: who, what, when, why; never message text.
+    pub fn audit(&self) -> String {
+        self.key(&["audit"])
+    }
+
+    /// The pub/sub channel routing events are published on.
+    pub fn events(&self) -> String {
+        self.key(&["events"])
+    }
+
+    /// Set of every conversation id ever created and not yet erased (retention sweeps, key rotation).
+    pub fn conversations(&self) -> String {
+        self.key(&["conversations"])
+    }
+}

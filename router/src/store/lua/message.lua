@@ -1,0 +1,31 @@
+-- Stores one sealed message of conversation ARGV[3] in its stream, once per client message id.
+-- ARGV[4] from (contact, counsellor, supervisor, system), ARGV[5] seq, ARGV[6] sealed text (base64),
+-- ARGV[7] client message id or '', ARGV[8] 1 for a whisper (staff only), ARGV[9] the staff member
+-- sending (counsellors may only write in their own active conversations; supervisors whisper in
+-- active ones).
+-- Returns { stream id, events, 1 if it was a duplicate }.
+local id, from, seq, sealed, cmid, whisper = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local ckey = P .. 'conv:' .. id
+local skey = P .. 'msgs:' .. id
+local dkey = P .. 'cmid:' .. id
+if cmid ~= '' then
+  local known = redis.call('HGET', dkey, from .. ':' .. cmid)
+  if known then return { known, EVENTS, 1 } end
+end
+local state = hget(ckey, 'state')
+if not is_live(state) then return { 'ended', EVENTS, 0 } end
+if from == 'counsellor' and (state ~= 'active' or hget(ckey, 'counsellor') ~= ARGV[9]) then
+  return { 'not_yours', EVENTS, 0 }
+end
+if from == 'supervisor' and state ~= 'active' then return { 'not_active', EVENTS, 0 } end
+local mid = redis.call('XADD', skey, '*', 'f', from, 's', seq, 'c', sealed, 't', NOW, 'w', whisper)
+if cmid ~= '' then redis.call('HSET', dkey, from .. ':' .. cmid, mid) end
+redis.call('HSET', ckey, 'last_message_at', NOW)
+local ev = { k = 'msg', conv = id, id = mid, f = from, s = tonumber(seq), c = sealed, t = NOW,
+             w = whisper == '1', agent = hget(ckey, 'counsellor'), channel = hget(ckey, 'channel') }
+if from == 'counsellor' and hget(ckey, 'first_response_at') == nil then
+  redis.call('HSET', ckey, 'first_response_at', NOW)
+  ev.first_response_ms = NOW - (tonumber(hget(ckey, 'assigned_at')) or NOW)
+end
+emit(ev)
+return { mid, EVENTS, 0 }

@@ -1,0 +1,83 @@
+-- The periodic step every node runs (safe to run on all at once): offers that timed out, counsellors
+-- whose connection is gone past the grace time, aging, skill relaxation, abandoned waits; then
+-- dispatch. ARGV[3..] are unused; the settings come in S.
+
+-- Offers that timed out go to the next counsellor; a counsellor who lets too many lapse is set away.
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'offers', '-inf', NOW)) do
+  local u = hget(P .. 'conv:' .. id, 'offered_to')
+  if u ~= nil then
+    pass_offer(id, u, 'timeout')
+    local lapses = redis.call('HINCRBY', P .. 'agent:' .. u, 'lapses', 1)
+    if lapses >= S.lapses_before_away and hget(P .. 'agent:' .. u, 'status') == 'available' then
+      set_status(u, 'away')
+    end
+  else
+    redis.call('ZREM', P .. 'offers', id)
+  end
+end
+
+-- Counsellors no node has seen within the grace time lose their conversations back to the queue.
+for _, u in ipairs(redis.call('ZRANGEBYSCORE', P .. 'seen:agents', '-inf', NOW - S.agent_grace_ms)) do
+  local akey = P .. 'agent:' .. u
+  for _, id in ipairs(redis.call('SMEMBERS', akey .. ':offered')) do
+    revoke(id, 'ended')
+    enqueue(id)
+  end
+  for _, id in ipairs(redis.call('SMEMBERS', akey .. ':convs')) do
+    release(id, u)
+    redis.call('HDEL', P .. 'conv:' .. id, 'counsellor')
+    emit({ k = 'transferred', conv = id, agent = u, lost = true })
+    enqueue(id)
+  end
+  set_status(u, 'offline')
+  redis.call('ZREM', P .. 'seen:agents', u)
+end
+
+-- Aging and relaxation look only at conversations that have waited long enough.
+local function waited_longer_than(ms)
+  if ms <= 0 then return {} end
+  return redis.call('ZRANGEBYSCORE', P .. 'waiting', '-inf', NOW - ms)
+end
+
+local function move(id, skills, field, value)
+  local ckey = P .. 'conv:' .. id
+  if hget(ckey, 'state') ~= 'queued' then return end
+  unqueue(id)
+  redis.call('HSET', ckey, field, value)
+  if skills ~= nil then redis.call('HSET', ckey, 'skills', skills) end
+  enqueue(id)
+end
+
+for _, id in ipairs(waited_longer_than(S.aging_ms)) do
+  if hget(P .. 'conv:' .. id, 'aged') == '0' then move(id, nil, 'aged', '1') end
+end
+
+for _, id in ipairs(waited_longer_than(S.relax_topic_ms)) do
+  local ckey = P .. 'conv:' .. id
+  if hget(ckey, 'relaxed') == '0' then
+    local lang = hget(ckey, 'lang')
+    local keep = {}
+    for _, s in ipairs(split(hget(ckey, 'skills'))) do
+      if s == lang then table.insert(keep, s) end
+    end
+    move(id, table.concat(keep, ','), 'relaxed', '1')
+  end
+end
+
+for _, id in ipairs(waited_longer_than(S.relax_language_ms)) do
+  local r = hget(P .. 'conv:' .. id, 'relaxed')
+  if r == '0' or r == '1' then move(id, '', 'relaxed', '2') end
+end
+
+-- A waiting contact no node has seen for abandon_after: they left.
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'seen:contacts', '-inf', NOW - S.abandon_ms)) do
+  local state = hget(P .. 'conv:' .. id, 'state')
+  if state == 'queued' or state == 'offered' then
+    finish_conversation(id, 'abandoned', 'abandoned', 'inactive')
+  elseif not is_live(state) then
+    redis.call('ZREM', P .. 'seen:contacts', id)
+  end
+end
+
+dispatch()
+return finish()

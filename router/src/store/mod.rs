@@ -1,0 +1,267 @@
+//! The Redis store: the only place that talks to Redis and builds key names. Routing changes go
+//! through the Lua scripts in `lua/` (one atomic step each); plain reads and account records are
+//! ordinary commands here.
+//!
+//! It must never receive clear message text or a raw channel address: callers seal them first.
+
+mod accounts;
+mod keys;
+mod records;
+mod scripts;
+
+pub use accounts::{AuditEntry, SessionRecord, UserRecord};
+pub use keys::Keys;
+pub use records::{AgentRecord, ConversationRecord, StoredMessage};
+
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+
+use crate::error::StoreError;
+use crate::events::Event;
+use scripts::Scripts;
+
+/// Routing settings the scripts need, sent with every call so all nodes apply the same rules.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScriptSettings {
+    pub assignment: &'static str,
+    pub offer_timeout_ms: u64,
+    pub lapses_before_away: u32,
+    pub agent_grace_ms: u64,
+    pub aging_ms: u64,
+    pub relax_topic_ms: u64,
+    pub relax_language_ms: u64,
+    pub abandon_ms: u64,
+}
+
+/// What a routing script did: its status (`ok` or a refusal such as `not_offered`) and its events.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub status: String,
+    pub events: Vec<Event>,
+}
+
+impl Outcome {
+    pub fn is_ok(&self) -> bool {
+        self.status == "ok"
+    }
+}
+
+/// A message stored by `append_message`.
+#[derive(Debug)]
+pub struct Appended {
+    /// The stream id, or a refusal (`ended`, `not_yours`, `not_active`) when nothing was stored.
+    pub id: String,
+    pub duplicate: bool,
+    pub events: Vec<Event>,
+}
+
+/// A handle on Redis; cheap to clone (the connection manager multiplexes and reconnects).
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    client: redis::Client,
+    keys: Keys,
+    settings: std::sync::Arc<str>,
+    scripts: std::sync::Arc<Scripts>,
+}
+
+impl Store {
+    /// Connects to Redis at `url`; the error says where and what to check, never the password.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        settings: &ScriptSettings,
+    ) -> Result<Store, StoreError> {
+        let client = redis::Client::open(url).map_err(|e| StoreError::connect(url, &e))?;
+        let conn = ConnectionManager::new(client.clone())
+            .await
+            .map_err(|e| StoreError::connect(url, &e))?;
+        let settings = serde_json::to_string(settings)
+            .map_err(|e| StoreError::Internal(format!("routing settings: {e}")))?;
+        let store = Store {
+            conn,
+            client,
+            keys: Keys::new(prefix),
+            settings: settings.into(),
+            scripts: std::sync::Arc::new(Scripts::load()),
+        };
+        store.ping().await.map_err(|e| StoreError::Unreachable(redacted_url(url), e.to_string()))?;
+        Ok(store)
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// A new connection for pub/sub (a subscribed connection can do nothing else).
+    pub async fn pubsub(&self) -> Result<redis::aio::PubSub, StoreError> {
+        Ok(self.client.get_async_pubsub().await?)
+    }
+
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    async fn run(&self, script: &redis::Script, args: &[&str]) -> Result<Outcome, StoreError> {
+        let mut inv = script.prepare_invoke();
+        inv.arg(self.keys.prefix()).arg(&*self.settings);
+        for a in args {
+            inv.arg(*a);
+        }
+        let (status, events): (String, Vec<String>) = inv.invoke_async(&mut self.conn()).await?;
+        Ok(Outcome { status, events: events.iter().filter_map(|e| Event::parse(e)).collect() })
+    }
+
+    /// A new conversation joins the queue; `fields` are its routing fields (already sealed where
+    /// secret). Returns the events (queued, maybe offered or assigned at once).
+    pub async fn create_conversation(
+        &self,
+        id: &str,
+        fields: &serde_json::Value,
+        resume_hash: &str,
+        resume_ttl_s: u64,
+    ) -> Result<Outcome, StoreError> {
+        let fields = fields.to_string();
+        let resume_key = self.keys.resume(resume_hash);
+        let ttl = resume_ttl_s.to_string();
+        self.run(&self.scripts.create, &[id, &fields, &resume_key, &ttl]).await
+    }
+
+    pub async fn accept(&self, conv: &str, agent: &str) -> Result<Outcome, StoreError> {
+        self.run(&self.scripts.accept, &[conv, agent]).await
+    }
+
+    pub async fn decline(&self, conv: &str, agent: &str) -> Result<Outcome, StoreError> {
+        self.run(&self.scripts.decline, &[conv, agent]).await
+    }
+
+    pub async fn set_status(&self, agent: &str, status: &str) -> Result<Outcome, StoreError> {
+        self.run(&self.scripts.status, &[agent, status]).await
+    }
+
+    /// Closes an active conversation; `by` is its counsellor, or `None` for a supervisor.
+    pub async fn close(
+        &self,
+        conv: &str,
+        by: Option<&str>,
+        outcome: &str,
+        tags: &str,
+    ) -> Result<Outcome, StoreError> {
+        self.run(&self.scripts.close, &[conv, by.unwrap_or(""), outcome, tags]).await
+    }
+
+    /// The contact left (`contact_ended`) or went silent (`inactive`).
+    pub async fn end_conversation(&self, conv: &str, reason: &str) -> Result<Outcome, StoreError> {
+        self.run(&self.scripts.end, &[conv, reason]).await
+    }
+
+    /// Hands an active conversation on, to a skill set (comma list) or to a named counsellor.
+    pub async fn transfer(
+        &self,
+        conv: &str,
+        by: Option<&str>,
+        skills: &str,
+        target: Option<&str>,
+    ) -> Result<Outcome, StoreError> {
+        let args = [conv, by.unwrap_or(""), skills, target.unwrap_or("")];
+        self.run(&self.scripts.transfer, &args).await
+    }
+
+    /// Sets urgency; `raise_only` for the grader, which may never lower it.
+    pub async fn set_urgency(
+        &self,
+        conv: &str,
+        level: &str,
+        raise_only: bool,
+        category: &str,
+    ) -> Result<Outcome, StoreError> {
+        let mode = if raise_only { "raise" } else { "set" };
+        self.run(&self.scripts.urgency, &[conv, level, mode, category]).await
+    }
+
+    /// The next message sequence number of a conversation (its nonce: never reused under its key).
+    pub async fn next_seq(&self, conv: &str) -> Result<u64, StoreError> {
+        let seq: u64 = redis::cmd("HINCRBY")
+            .arg(self.keys.conv(conv))
+            .arg("seq")
+            .arg(1)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(seq)
+    }
+
+    /// Stores a sealed message once per `client_msg_id`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn append_message(
+        &self,
+        conv: &str,
+        from: &str,
+        seq: u64,
+        sealed_b64: &str,
+        client_msg_id: &str,
+        whisper: bool,
+        staff: &str,
+    ) -> Result<Appended, StoreError> {
+        let mut inv = self.scripts.message.prepare_invoke();
+        inv.arg(self.keys.prefix()).arg(&*self.settings);
+        inv.arg(conv).arg(from).arg(seq).arg(sealed_b64).arg(client_msg_id);
+        inv.arg(if whisper { "1" } else { "0" }).arg(staff);
+        let (id, events, dup): (String, Vec<String>, i64) =
+            inv.invoke_async(&mut self.conn()).await?;
+        let events = events.iter().filter_map(|e| Event::parse(e)).collect();
+        Ok(Appended { id, duplicate: dup == 1, events })
+    }
+
+    /// The periodic step: offer timeouts, lost counsellors, aging, relaxation, abandonment.
+    pub async fn sweep(&self) -> Result<Outcome, StoreError> {
+        self.run(&self.scripts.sweep, &[]).await
+    }
+
+    /// Tells Redis which counsellors and contacts this node holds sockets for.
+    pub async fn heartbeat(&self, agents: &[String], contacts: &[String]) -> Result<(), StoreError> {
+        if agents.is_empty() && contacts.is_empty() {
+            return Ok(());
+        }
+        let n = agents.len().to_string();
+        let mut args: Vec<&str> = vec![&n];
+        args.extend(agents.iter().map(String::as_str));
+        args.extend(contacts.iter().map(String::as_str));
+        self.run(&self.scripts.heartbeat, &args).await.map(|_| ())
+    }
+
+    /// Queue feedback for waiting conversations: (state, position, estimated wait in ms).
+    pub async fn positions(
+        &self,
+        convs: &[String],
+    ) -> Result<Vec<(String, Option<u64>, Option<u64>)>, StoreError> {
+        if convs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = self.scripts.positions.prepare_invoke();
+        inv.arg(self.keys.prefix()).arg(&*self.settings);
+        for c in convs {
+            inv.arg(c);
+        }
+        let rows: Vec<(String, i64, i64)> = inv.invoke_async(&mut self.conn()).await?;
+        let opt = |v: i64| u64::try_from(v).ok();
+        Ok(rows.into_iter().map(|(s, p, e)| (s, opt(p), opt(e))).collect())
+    }
+}
+
+/// A Redis URL with any password replaced, for error messages.
+pub fn redacted_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let shown = if userinfo.contains(':') { format!("{user}:[redacted]") } else { user.into() };
+            format!("{}{}{}", &url[..scheme + 3], shown, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}

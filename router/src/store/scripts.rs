@@ -1,0 +1,45 @@
+//! The routing scripts: each is `lua/common.lua` followed by its own body, loaded once and run with
+//! EVALSHA (redis-rs falls back to EVAL when a restarted Redis has forgotten it).
+
+use redis::Script;
+
+const COMMON: &str = include_str!("lua/common.lua");
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{COMMON}\n{body}"))
+}
+
+/// One compiled script per routing operation.
+pub struct Scripts {
+    pub create: Script,
+    pub accept: Script,
+    pub decline: Script,
+    pub status: Script,
+    pub close: Script,
+    pub end: Script,
+    pub transfer: Script,
+    pub urgency: Script,
+    pub message: Script,
+    pub sweep: Script,
+    pub positions: Script,
+    pub heartbeat: Script,
+}
+
+impl Scripts {
+    pub fn load() -> Self {
+        Self {
+            create: script(include_str!("lua/create.lua")),
+            accept: script(include_str!("lua/accept.lua")),
+            decline: script(include_str!("lua/decline.lua")),
+            status: script(include_str!("lua/status.lua")),
+            close: script(include_str!("lua/close.lua")),
+            end: script(include_str!("lua/end.lua")),
+            transfer: script(include_str!("lua/transfer.lua")),
+            urgency: script(include_str!("lua/urgency.lua")),
+            message: script(include_str!("lua/message.lua")),
+            sweep: script(include_str!("lua/sweep.lua")),
+            positions: script(include_str!("lua/positions.lua")),
+            heartbeat: script(include_str!("lua/heartbeat.lua")),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The node's background work: listening for routing events from every node, saying which sockets
+//! this node holds (heartbeats), and the periodic sweep (offer timeouts, lost counsellors, aging,
+//! relaxation, abandoned waits). Every node runs all of it; the scripts make that safe.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::conversation::Urgency;
+use crate::events::Event;
+use crate::Router;
+
+/// How often a node heartbeats and sweeps.
+const TICK: Duration = Duration::from_secs(1);
+/// How often the queue and counsellor gauges are refreshed.
+const GAUGES_EVERY: u32 = 5;
+
+impl Router {
+    /// Runs the background work until `shutdown` fires.
+    pub async fn run_background(&self, shutdown: CancellationToken) {
+        tokio::join!(self.listen(shutdown.clone()), self.tick(shutdown));
+    }
+
+    /// Relays published routing events to this node's sockets; after a lost subscription, tells
+    /// every socket to re-read its state, since live events may have been missed meanwhile.
+    async fn listen(&self, shutdown: CancellationToken) {
+        let channel = self.store().keys().events();
+        let mut backoff = Duration::from_millis(100);
+        let mut first = true;
+        while !shutdown.is_cancelled() {
+            let mut pubsub = match self.store().pubsub().await {
+                Ok(p) => p,
+                Err(e) => {
+                    self.telemetry().redis_error("subscribe");
+                    tracing::warn!(error = %e, "cannot subscribe to routing events; retrying");
+                    tokio::select! { _ = shutdown.cancelled() => return, _ = tokio::time::sleep(backoff) => {} }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            if let Err(e) = pubsub.subscribe(&channel).await {
+                tracing::warn!(error = %e, "subscribe failed; retrying");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+            backoff = Duration::from_millis(100);
+            if !first {
+                self.hub().resync_all();
+            }
+            first = false;
+            let mut messages = pubsub.on_message();
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    msg = messages.next() => match msg {
+                        Some(msg) => {
+                            let payload: String = msg.get_payload().unwrap_or_default();
+                            if let Some(ev) = Event::parse(&payload) {
+                                self.hub().deliver(ev);
+                            }
+                        }
+                        None => {
+                            tracing::warn!("lost the routing-event subscription; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn tick(&self, shutdown: CancellationToken) {
+        let mut interval = tokio::time::interval(TICK);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut n: u32 = 0;
+        loop {
+            tokio::select! { _ = shutdown.cancelled() => return, _ = interval.tick() => {} }
+            self.sweep_once().await;
+            n = n.wrapping_add(1);
+            if n % GAUGES_EVERY == 1 {
+                if let Err(e) = self.refresh_gauges().await {
+                    tracing::debug!(error = %e, "gauges not refreshed");
+                }
+            }
+        }
+    }
+
+    /// One heartbeat and one sweep (public so tests and shutdown can force one).
+    pub async fn sweep_once(&self) {
+        let (agents, contacts) = self.hub().presence();
+        if let Err(e) = self.guarded("heartbeat", self.store().heartbeat(&agents, &contacts)).await {
+            tracing::debug!(error = %e, "heartbeat failed");
+        }
+        match self.guarded("sweep", self.store().sweep()).await {
+            Ok(outcome) => self.observe(&outcome.events),
+            Err(e) => tracing::debug!(error = %e, "sweep failed"),
+        }
+    }
+
+    /// The gauges are the same on every node (they read Redis), so any node's value is right.
+    async fn refresh_gauges(&self) -> Result<(), crate::RouterError> {
+        let t = self.telemetry();
+        let queue = self.queue().await?;
+        t.queue_waiting.reset();
+        for u in Urgency::ALL {
+            t.queue_waiting.with_label_values(&[u.as_str(), "webchat"]).set(0);
+        }
+        for v in &queue {
+            t.queue_waiting.with_label_values(&[v.urgency.as_str(), &v.channel]).inc();
+        }
+        let counsellors = self.counsellors().await?;
+        for status in ["available", "away", "offline"] {
+            let n = counsellors.iter().filter(|c| c.status == status).count();
+            t.counsellors.with_label_values(&[status]).set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,106 @@
+//! Sealing and opening a conversation's messages: the data-key cache, history replay and the
+//! transcript. Clear text lives only in the values returned here, in memory.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+
+use crate::conversation::Message;
+use crate::error::RouterError;
+use crate::events::Event;
+use crate::vault::{DataKey, Purpose};
+use crate::Router;
+
+/// Most data keys a node keeps unwrapped; past it the cache starts afresh (keys unwrap in µs).
+const CACHE_LIMIT: usize = 10_000;
+
+/// Unwrapped data keys of the conversations this node relays.
+#[derive(Default)]
+pub(crate) struct KeyCache {
+    keys: Mutex<HashMap<String, DataKey>>,
+}
+
+impl KeyCache {
+    fn get(&self, conv: &str) -> Option<DataKey> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner()).get(conv).cloned()
+    }
+
+    pub(crate) fn put(&self, conv: &str, key: DataKey) {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.len() >= CACHE_LIMIT {
+            keys.clear();
+        }
+        keys.insert(conv.to_owned(), key);
+    }
+
+    pub(crate) fn forget(&self, conv: &str) {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner()).remove(conv);
+    }
+}
+
+/// Most messages replayed or shown at once.
+pub const HISTORY_LIMIT: usize = 1000;
+
+impl Router {
+    /// The data key of a conversation, unwrapping it on first use.
+    pub(crate) async fn data_key(&self, conv: &str) -> Result<DataKey, RouterError> {
+        if let Some(key) = self.inner.keys.get(conv) {
+            return Ok(key);
+        }
+        let rec = self.guarded("conversation", self.store().conversation(conv)).await?;
+        let wrapped = rec
+            .as_ref()
+            .and_then(|r| r.get("dek"))
+            .ok_or(RouterError::UnknownConversation)?;
+        let wrapped = B64.decode(wrapped).map_err(|_| RouterError::Setup("stored key is not base64".into()))?;
+        let key = self.inner.vault.unwrap_key(conv, &wrapped)?;
+        self.inner.keys.put(conv, key.clone());
+        Ok(key)
+    }
+
+    /// Seals `text` as message `seq` and returns it in base64, ready for the stream.
+    pub(crate) fn seal_message(&self, key: &DataKey, conv: &str, seq: u64, text: &str) -> Result<String, RouterError> {
+        let sealed = key.seal(conv, Purpose::Message, seq, text.as_bytes())?;
+        Ok(B64.encode(sealed))
+    }
+
+    fn open_message(
+        &self,
+        key: &DataKey,
+        conv: &str,
+        seq: u64,
+        sealed_b64: &str,
+    ) -> Result<String, RouterError> {
+        let sealed = B64.decode(sealed_b64).map_err(|_| RouterError::Vault(crate::vault::VaultError::Corrupt))?;
+        let clear = key.open(conv, Purpose::Message, seq, &sealed)?;
+        Ok(String::from_utf8_lossy(&clear).into_owned())
+    }
+
+    /// Messages of a conversation after `after` (exclusive), opened. Whispers are included only
+    /// for staff (`with_whispers`).
+    pub async fn history(
+        &self,
+        conv: &str,
+        after: Option<&str>,
+        with_whispers: bool,
+    ) -> Result<Vec<Message>, RouterError> {
+        let key = self.data_key(conv).await?;
+        let stored = self.guarded("history", self.store().messages(conv, after, HISTORY_LIMIT)).await?;
+        let mut out = Vec::with_capacity(stored.len());
+        for m in stored.into_iter().filter(|m| with_whispers || !m.whisper) {
+            let text = self.open_message(&key, conv, m.seq, &m.sealed)?;
+            out.push(Message { id: m.id, from: m.from, text, ts_ms: m.ts_ms, whisper: m.whisper });
+        }
+        Ok(out)
+    }
+
+    /// Opens a live message event for delivery to a socket; `None` for other events.
+    pub async fn open_event(&self, event: &Event) -> Result<Option<Message>, RouterError> {
+        let Event::Msg { conv, id, f, s, c, t, w, .. } = event else { return Ok(None) };
+        let key = self.data_key(conv).await?;
+        let text = self.open_message(&key, conv, *s, c)?;
+        Ok(Some(Message { id: id.clone(), from: f.clone(), text, ts_ms: *t, whisper: *w }))
+    }
+}
