@@ -24,6 +24,7 @@ mod tests;
 pub use env::{Env, MapEnv, ProcessEnv, CONFIG_VAR, PREFIX};
 pub use error::{ConfigError, EnvProblem, KeyProblem, Problem};
 pub use load::load;
+pub use redact::redact_url;
 pub use secret::Secret;
 
 use serde::{Deserialize, Serialize};

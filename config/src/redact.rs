@@ -28,7 +28,8 @@ impl Config {
     }
 }
 
-fn redact_url(url: &str) -> String {
+/// A Redis URL with its password hidden (see [`Redis::url_redacted`]).
+pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return REDACTED.to_owned();
     };

@@ -1,1 +1,18 @@
-//! gateway
+//! The composition root of a gateway node: the HTTP server (pages, APIs, both WebSockets, probes,
+//! metrics) over one router, and graceful shutdown. `main` only parses the command line and calls
+//! into [`commands`]; tests start the real binary.
+
+pub mod commands;
+
+mod api;
+mod auth;
+mod chat;
+mod errors;
+mod pages;
+mod probes;
+mod server;
+mod shutdown;
+mod staff;
+
+pub use server::run;
+pub use shutdown::shutdown_signal;

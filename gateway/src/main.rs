@@ -1,1 +1,126 @@
-fn main() {}
+//! `helpline`: parses the command line, sets up logging, loads the configuration and runs the
+//! command. Every failure is one line on stderr and a non-zero exit, never a panic.
+
+#![allow(clippy::print_stderr)] // Errors for the operator go to stderr.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use helpline_gateway::commands::{self, CliError};
+use helpline_router::accounts::NewAccount;
+use helpline_router::Role;
+
+#[derive(Parser)]
+#[command(name = "helpline", version, about = "Anonymous web chat, Telegram and SMS gateway for a Child Help Line")]
+struct Cli {
+    /// The configuration file (else HELPLINE_CONFIG, else defaults); HELPLINE_… variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the gateway until SIGTERM/SIGINT.
+    Serve,
+    /// A single-machine demo with demo accounts (starts a private redis-server if none answers).
+    Demo,
+    /// Manage staff accounts.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Check the configuration.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create an account; the password is read from standard input.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = commands::parse_role)]
+        role: Role,
+        /// Languages and topics, comma separated (e.g. ro,ru,online-safety).
+        #[arg(long, value_delimiter = ',')]
+        skills: Vec<String>,
+        #[arg(long)]
+        capacity: Option<u32>,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List accounts.
+    List,
+    /// Disable an account (its sessions end at their next request).
+    Disable {
+        #[arg(long)]
+        username: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Validate the configuration and print it with secrets redacted (exit 2 on any error).
+    Check,
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return;
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
+            eprintln!("helpline: {first} (see `helpline --help`)");
+            std::process::exit(2);
+        }
+    };
+    init_tracing();
+    if let Err(e) = run(cli) {
+        eprintln!("helpline: {e}");
+        std::process::exit(e.exit_code());
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("HELPLINE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("HELPLINE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let path = cli.config.as_deref();
+    if let Cmd::Config(ConfigCmd::Check) = cli.command {
+        return commands::config_check(path);
+    }
+    let config = commands::load_config(path)?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        match cli.command {
+            Cmd::Serve => commands::serve(config).await,
+            Cmd::Demo => commands::demo(config).await,
+            Cmd::User(UserCmd::Add { username, role, skills, capacity, display_name, .. }) => {
+                let skills = skills.into_iter().filter(|s| !s.is_empty()).collect();
+                let new = NewAccount { username, role, skills, capacity, display_name };
+                commands::user_add(&config, new).await
+            }
+            Cmd::User(UserCmd::List) => commands::user_list(&config).await,
+            Cmd::User(UserCmd::Disable { username }) => commands::user_disable(&config, &username).await,
+            Cmd::Config(ConfigCmd::Check) => commands::config_check(path),
+        }
+    })
+}

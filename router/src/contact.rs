@@ -161,6 +161,14 @@ impl Router {
         }
     }
 
+    /// Tells the other side that `from` (`contact` or `counsellor`) is typing; nothing is stored.
+    pub async fn typing(&self, conv: &str, from: &str) -> Result<(), RouterError> {
+        let rec = self.guarded("conversation", self.store().conversation(conv)).await?;
+        let agent = rec.as_ref().and_then(|r| r.get("counsellor")).map(String::from);
+        let event = serde_json::json!({ "k": "typing", "conv": conv, "f": from, "agent": agent });
+        self.guarded("typing", self.store().publish(&event)).await
+    }
+
     /// The contact left (`contact_ended`: quick exit or `end`) or went silent (`inactive`).
     pub async fn end_by_contact(&self, conv: &str, reason: &'static str) -> Result<(), RouterError> {
         match self.routed("end", self.store().end_conversation(conv, reason)).await {

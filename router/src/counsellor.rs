@@ -74,17 +74,18 @@ impl Router {
 
     /// One conversation as staff see it.
     pub async fn conversation_view(&self, conv: &str) -> Result<ConversationView, RouterError> {
-        let rec = self.record(conv).await?;
+        let rec = self.conversation_record(conv).await?;
         Ok(ConversationView::from_record(conv, &rec, now_ms()))
     }
 
-    async fn record(&self, conv: &str) -> Result<ConversationRecord, RouterError> {
+    /// A conversation's stored routing record.
+    pub async fn conversation_record(&self, conv: &str) -> Result<ConversationRecord, RouterError> {
         self.guarded("conversation", self.store().conversation(conv)).await?.ok_or(RouterError::UnknownConversation)
     }
 
     /// Checks that `account` may read conversation `conv`: its counsellor, or a supervisor.
     pub async fn may_read(&self, conv: &str, account: &Account) -> Result<ConversationRecord, RouterError> {
-        let rec = self.record(conv).await?;
+        let rec = self.conversation_record(conv).await?;
         let own = rec.get("counsellor") == Some(account.username.as_str())
             || rec.get("offered_to") == Some(account.username.as_str());
         if own || matches!(account.role, Role::Supervisor | Role::Admin) {

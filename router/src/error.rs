@@ -14,7 +14,7 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn connect(url: &str, err: &redis::RedisError) -> StoreError {
-        StoreError::Unreachable(crate::store::redacted_url(url), err.to_string())
+        StoreError::Unreachable(helpline_config::redact_url(url), err.to_string())
     }
 
     /// Whether trying again later may succeed (a lost connection, not a refused request).

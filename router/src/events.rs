@@ -64,6 +64,13 @@ pub enum Event {
     },
     /// A counsellor's status changed (also when the router sets them away or offline).
     Status { agent: String, status: String },
+    /// Someone is typing (never stored; published only).
+    Typing {
+        conv: String,
+        f: String,
+        #[serde(default)]
+        agent: Option<String>,
+    },
     /// A conversation's urgency changed.
     Urgency {
         conv: String,
@@ -98,6 +105,7 @@ impl Event {
             | Event::Transferred { conv, .. }
             | Event::Ended { conv, .. }
             | Event::Msg { conv, .. }
+            | Event::Typing { conv, .. }
             | Event::Urgency { conv, .. } => Some(conv),
             Event::Status { .. } => None,
         }

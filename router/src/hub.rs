@@ -186,6 +186,7 @@ fn contact_sees(event: &Event) -> bool {
     match event {
         Event::Assigned { .. } | Event::Transferred { .. } | Event::Ended { .. } => true,
         Event::Msg { f, w, .. } => !w && f != "contact",
+        Event::Typing { f, .. } => f != "contact",
         _ => false,
     }
 }
@@ -198,7 +199,10 @@ fn staff_target(event: &Event) -> Option<&str> {
         | Event::Assigned { agent, .. }
         | Event::Transferred { agent, .. }
         | Event::Status { agent, .. } => Some(agent),
-        Event::Ended { agent, .. } | Event::Msg { agent, .. } | Event::Urgency { agent, .. } => {
+        Event::Ended { agent, .. }
+        | Event::Msg { agent, .. }
+        | Event::Urgency { agent, .. }
+        | Event::Typing { agent, .. } => {
             agent.as_deref()
         }
         Event::Queued { .. } => None,

@@ -23,7 +23,8 @@ mod sweeper;
 mod transcript;
 
 pub use accounts::{Account, Accounts, Role};
-pub use contact::Started;
+pub use contact::{QueueStatus, Started};
+pub use counsellor::{CounsellorView, Desk, TransferTarget};
 pub use conversation::{ConversationView, Message, Urgency};
 pub use error::{RouterError, StoreError};
 pub use events::Event;

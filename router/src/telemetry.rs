@@ -126,6 +126,7 @@ impl Telemetry {
                     self.first_response_seconds.with_label_values(&[channel]).observe(secs);
                 }
             }
+            Event::Typing { .. } => {}
             Event::Status { agent, status } => {
                 tracing::info!(counsellor = %agent, %status, "status");
             }

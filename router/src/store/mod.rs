@@ -13,6 +13,7 @@ pub use accounts::{AuditEntry, SessionRecord, UserRecord};
 pub use keys::Keys;
 pub use records::{AgentRecord, ConversationRecord, StoredMessage};
 
+use helpline_config::redact_url;
 use redis::aio::ConnectionManager;
 use serde::Serialize;
 
@@ -85,7 +86,7 @@ impl Store {
             settings: settings.into(),
             scripts: std::sync::Arc::new(Scripts::load()),
         };
-        store.ping().await.map_err(|e| StoreError::Unreachable(redacted_url(url), e.to_string()))?;
+        store.ping().await.map_err(|e| StoreError::Unreachable(redact_url(url), e.to_string()))?;
         Ok(store)
     }
 
@@ -234,6 +235,16 @@ impl Store {
         self.run(&self.scripts.heartbeat, &args).await.map(|_| ())
     }
 
+    /// Publishes an ephemeral event (typing) that changes no state.
+    pub async fn publish(&self, event: &serde_json::Value) -> Result<(), StoreError> {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(self.keys.events())
+            .arg(event.to_string())
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
     /// Queue feedback for waiting conversations: (state, position, estimated wait in ms).
     pub async fn positions(
         &self,
@@ -250,18 +261,5 @@ impl Store {
         let rows: Vec<(String, i64, i64)> = inv.invoke_async(&mut self.conn()).await?;
         let opt = |v: i64| u64::try_from(v).ok();
         Ok(rows.into_iter().map(|(s, p, e)| (s, opt(p), opt(e))).collect())
-    }
-}
-
-/// A Redis URL with any password replaced, for error messages.
-pub fn redacted_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            let shown = if userinfo.contains(':') { format!("{user}:[redacted]") } else { user.into() };
-            format!("{}{}{}", &url[..scheme + 3], shown, &url[at..])
-        }
-        _ => url.to_owned(),
     }
 }

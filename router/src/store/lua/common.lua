@@ -8,7 +8,7 @@
 --   P conv:ID            hash   state, channel, lang, topic, skills (current requirements, comma list),
 --                               orig_skills, relaxed (0 none, 1 topic dropped, 2 language dropped),
 --                               urgency, category, aged (0/1), queued_at, created_at, offered_to,
---                               offer_expires, counsellor, assigned_at, first_response_at, closed_at,
+--                               offer_expires, counsellor, counsellor_name, assigned_at, first_response_at, closed_at,
 --                               outcome, tags, alias, pseudonym, dek, addr, seq, lapsed
 --   P queue:SIG          zset   queued conversation ids of one requirement signature, by score
 --   P sigs               set    signatures whose queue is not empty
@@ -103,7 +103,9 @@ local function activate(id, u)
   local ckey = P .. 'conv:' .. id
   local akey = P .. 'agent:' .. u
   local first = hget(ckey, 'assigned_at') == nil
-  redis.call('HSET', ckey, 'state', 'active', 'counsellor', u, 'assigned_at', NOW)
+  local display = hget(akey, 'display') or u
+  redis.call('HSET', ckey, 'state', 'active', 'counsellor', u, 'counsellor_name', display,
+    'assigned_at', NOW)
   redis.call('HDEL', ckey, 'offered_to', 'offer_expires')
   redis.call('HINCRBY', akey, 'load', 1)
   redis.call('SADD', akey .. ':convs', id)
@@ -112,7 +114,7 @@ local function activate(id, u)
   local wkey = P .. 'waits:' .. f[2]
   redis.call('LPUSH', wkey, wait)
   redis.call('LTRIM', wkey, 0, 19)
-  emit({ k = 'assigned', conv = id, agent = u, display = hget(akey, 'display') or u,
+  emit({ k = 'assigned', conv = id, agent = u, display = display,
          wait_ms = wait, urgency = f[2], channel = f[3], first = first })
 end
 

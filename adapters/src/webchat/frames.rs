@@ -1,0 +1,155 @@
+//! The frames of `/ws/chat` (CONTRACT.md section 4): parsing what a contact sends, with an error
+//! code for everything refused, and building what the gateway sends.
+
+use helpline_router::Message;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// A frame from the contact.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ContactFrame {
+    Start {
+        lang: String,
+        #[serde(default)]
+        topic: Option<String>,
+    },
+    Resume {
+        token: String,
+        #[serde(default)]
+        last_seen: Option<String>,
+    },
+    Message {
+        text: String,
+        client_msg_id: String,
+    },
+    Typing {},
+    End {},
+}
+
+const TYPES: [&str; 5] = ["start", "resume", "message", "typing", "end"];
+
+/// Why a frame was refused: the `code` and `message` of an `error` frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// Parses one text frame; the refusal says what was wrong and how to send it right.
+pub fn parse(text: &str) -> Result<ContactFrame, Refusal> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|_| Refusal::new("bad_frame", "a frame must be one JSON object with a \"type\""))?;
+    let kind = value.get("type").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| {
+        Refusal::new("bad_frame", "a frame must be one JSON object with a \"type\"")
+    })?;
+    let kind = kind.as_str();
+    if !TYPES.contains(&kind) {
+        return Err(Refusal::new(
+            "unknown_type",
+            format!("unknown frame type; use one of {}", TYPES.join(", ")),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        // serde's message names the missing or mistyped field, never the frame's content.
+        let why = e.to_string();
+        let field = why.split('`').nth(1).unwrap_or("a field");
+        Refusal::new("bad_frame", format!("{kind} frame: check {field}"))
+    })
+}
+
+/// A client message id: 1–64 characters of letters, digits, `-` and `_` (a UUID fits).
+pub fn valid_client_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+pub fn started(conversation: &str, token: &str) -> String {
+    json!({"type": "started", "conversation": conversation, "token": token}).to_string()
+}
+
+pub fn resumed(conversation: &str) -> String {
+    json!({"type": "resumed", "conversation": conversation}).to_string()
+}
+
+pub fn queued(position: Option<u64>, estimated_wait_s: Option<u64>) -> String {
+    json!({"type": "queued", "position": position, "estimated_wait_s": estimated_wait_s}).to_string()
+}
+
+pub fn assigned(counsellor: &str) -> String {
+    json!({"type": "assigned", "counsellor": counsellor}).to_string()
+}
+
+pub fn ack(client_msg_id: &str, id: &str) -> String {
+    json!({"type": "ack", "client_msg_id": client_msg_id, "id": id}).to_string()
+}
+
+pub fn message(m: &Message) -> String {
+    json!({"type": "message", "id": m.id, "from": m.from, "text": m.text, "ts": m.ts()}).to_string()
+}
+
+pub fn notice(code: &str, text: &str) -> String {
+    json!({"type": "notice", "code": code, "text": text}).to_string()
+}
+
+pub fn typing() -> String {
+    json!({"type": "typing"}).to_string()
+}
+
+pub fn ended(reason: &str) -> String {
+    json!({"type": "ended", "reason": reason}).to_string()
+}
+
+pub fn error(r: &Refusal, client_msg_id: Option<&str>) -> String {
+    let mut v = json!({"type": "error", "code": r.code, "message": r.message});
+    if let Some(id) = client_msg_id {
+        v["client_msg_id"] = json!(id);
+    }
+    v.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_contact_frame() {
+        assert!(matches!(parse(r#"{"type":"start","lang":"ro"}"#), Ok(ContactFrame::Start { .. })));
+        assert!(matches!(
+            parse(r#"{"type":"resume","token":"t","last_seen":"1-0"}"#),
+            Ok(ContactFrame::Resume { .. })
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"message","text":"hi","client_msg_id":"a"}"#),
+            Ok(ContactFrame::Message { .. })
+        ));
+        assert!(matches!(parse(r#"{"type":"typing"}"#), Ok(ContactFrame::Typing {})));
+        assert!(matches!(parse(r#"{"type":"end"}"#), Ok(ContactFrame::End {})));
+    }
+
+    #[test]
+    fn refusals_have_codes_and_never_echo_content() {
+        assert_eq!(parse("not json").unwrap_err().code, "bad_frame");
+        assert_eq!(parse("[1,2]").unwrap_err().code, "bad_frame");
+        assert_eq!(parse(r#"{"type":"photo"}"#).unwrap_err().code, "unknown_type");
+        let r = parse(r#"{"type":"message","text":42,"client_msg_id":"CANARY"}"#).unwrap_err();
+        assert_eq!(r.code, "bad_frame");
+        assert!(!r.message.contains("CANARY"));
+        let r = parse(r#"{"type":"message","text":"CANARY-TEXT"}"#).unwrap_err();
+        assert!(r.message.contains("client_msg_id"), "{}", r.message);
+        assert!(!r.message.contains("CANARY"));
+    }
+
+    #[test]
+    fn client_ids() {
+        assert!(valid_client_id("3f2b8c1e-0d5a-4e7b-9c3a-1b2c3d4e5f60"));
+        assert!(!valid_client_id(""));
+        assert!(!valid_client_id("a b"));
+        assert!(!valid_client_id(&"x".repeat(65)));
+    }
+}

@@ -1,0 +1,221 @@
+//! The CLI's commands (CONTRACT.md section 1). Each returns a [`CliError`] whose one line is what
+//! an operator reads; `main` prints it and exits non-zero.
+
+#![allow(clippy::print_stdout)] // A command's output is its purpose.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use helpline_config::{Config, ConfigError, ProcessEnv, Secret};
+use helpline_router::accounts::NewAccount;
+use helpline_router::{Accounts, Role, RouterError};
+use tokio_util::sync::CancellationToken;
+
+use crate::server::ServeError;
+
+/// A command's failure, as one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Serve(#[from] ServeError),
+    #[error("{0}")]
+    Router(#[from] RouterError),
+    #[error("{0}")]
+    Store(#[from] helpline_router::StoreError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl CliError {
+    /// 2 for configuration and usage errors (as `config check` promises), 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Config(_) | CliError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Loads and validates the configuration from `path` (or `HELPLINE_CONFIG`) and the environment.
+pub fn load_config(path: Option<&Path>) -> Result<Config, CliError> {
+    Ok(helpline_config::load(path, &ProcessEnv)?)
+}
+
+/// `helpline serve`: runs until SIGTERM/SIGINT.
+pub async fn serve(config: Config) -> Result<(), CliError> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(crate::shutdown_signal(shutdown.clone()));
+    crate::run(config, shutdown).await?;
+    Ok(())
+}
+
+/// `helpline config check`: prints the effective configuration with secrets redacted.
+pub fn config_check(path: Option<&Path>) -> Result<(), CliError> {
+    let config = load_config(path)?;
+    println!("# configuration is valid; effective values (secrets redacted):");
+    print!("{}", config.redacted_toml());
+    Ok(())
+}
+
+async fn accounts(config: &Config) -> Result<Accounts, CliError> {
+    let store = helpline_router::connect_store(config).await?;
+    Ok(Accounts::new(store, config))
+}
+
+/// `helpline user add`: the password comes on standard input (one line).
+pub async fn user_add(config: &Config, new: NewAccount) -> Result<(), CliError> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .map_err(|e| CliError::Usage(format!("cannot read the password from standard input: {e}")))?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let account = accounts(config).await?.add(new, password).await?;
+    println!("created {} ({})", account.username, account.role.as_str());
+    Ok(())
+}
+
+/// `helpline user list`.
+pub async fn user_list(config: &Config) -> Result<(), CliError> {
+    for (a, disabled) in accounts(config).await?.list().await? {
+        let state = if disabled { "disabled" } else { "active" };
+        println!(
+            "{}\t{}\t{}\tskills={}\tcapacity={}\t{}",
+            a.username,
+            a.role.as_str(),
+            state,
+            a.skills.join(","),
+            a.capacity,
+            a.display_name
+        );
+    }
+    Ok(())
+}
+
+/// `helpline user disable`.
+pub async fn user_disable(config: &Config, username: &str) -> Result<(), CliError> {
+    accounts(config).await?.disable(username).await?;
+    println!("disabled {username}");
+    Ok(())
+}
+
+/// Parses a role name for the CLI.
+pub fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| "role must be counsellor, supervisor, admin or auditor".into())
+}
+
+/// `helpline demo`: the configured Redis, or a private `redis-server` under `./data/`; a master key
+/// under `./data/`; demo accounts; then the gateway until Ctrl-C.
+pub async fn demo(mut config: Config) -> Result<(), CliError> {
+    let data = PathBuf::from("data");
+    std::fs::create_dir_all(&data).map_err(|e| CliError::Usage(format!("cannot create ./data: {e}")))?;
+    let mut redis_child = None;
+    if helpline_router::connect_store(&config).await.is_err() {
+        let (child, url) = start_private_redis(&data)?;
+        println!("started a private redis-server (AOF on, data in ./data/redis) at {url}");
+        config.redis.url = Secret::new(url);
+        redis_child = Some(ChildGuard(child));
+    }
+    if config.security.master_key.is_none() && config.security.master_key_file.is_none() {
+        let file = data.join("master.key");
+        if !file.exists() {
+            write_private(&file, &random_key_b64())?;
+        }
+        config.security.master_key_file = Some(file.display().to_string());
+    }
+    let passwords = demo_accounts(&config, &data).await?;
+    let base = config.server.public_url.trim_end_matches('/').to_owned();
+    println!("\nhelpline demo\n  contact chat:   {base}/\n  counsellor:     {base}/console\n  supervisor:     {base}/supervisor\n  metrics:        {base}/metrics\n");
+    println!("demo accounts (also in ./data/demo-accounts.txt):\n{passwords}");
+    println!("press Ctrl-C to stop");
+    let result = serve(config).await;
+    drop(redis_child);
+    result
+}
+
+/// Kills the private Redis when the demo ends.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_private_redis(data: &Path) -> Result<(Child, String), CliError> {
+    let dir = data.join("redis");
+    std::fs::create_dir_all(&dir).map_err(|e| CliError::Usage(format!("cannot create {}: {e}", dir.display())))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| CliError::Usage(format!("no free port for redis-server: {e}")))?;
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--appendonly", "yes", "--save", ""])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|_| {
+            CliError::Usage(
+                "no Redis answers and redis-server is not installed: run `sudo apt-get install redis-server` (or set HELPLINE_REDIS__URL)".into(),
+            )
+        })?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    Ok((child, format!("redis://127.0.0.1:{port}")))
+}
+
+fn random_key_b64() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn write_private(path: &Path, content: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?;
+    f.write_all(content.as_bytes()).map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Creates the demo accounts once; their passwords live in `./data/demo-accounts.txt`.
+async fn demo_accounts(config: &Config, data: &Path) -> Result<String, CliError> {
+    let file = data.join("demo-accounts.txt");
+    let accounts = accounts(config).await?;
+    if file.exists() && !accounts.list().await?.is_empty() {
+        return std::fs::read_to_string(&file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())));
+    }
+    let people = [
+        ("ana", Role::Counsellor, "ro,ru", "Ana"),
+        ("ion", Role::Counsellor, "ro,en", "Ion"),
+        ("olena", Role::Counsellor, "uk,ru,en", "Olena"),
+        ("maria", Role::Supervisor, "ro,ru,uk,en", "Maria (supervisor)"),
+        ("audit", Role::Auditor, "", "Auditor"),
+    ];
+    let mut lines = String::new();
+    for (name, role, skills, display) in people {
+        let password = random_key_b64()[..16].to_owned();
+        let new = NewAccount {
+            username: name.into(),
+            role,
+            skills: skills.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+            capacity: None,
+            display_name: Some(display.into()),
+        };
+        match accounts.add(new, &password).await {
+            Ok(_) => lines.push_str(&format!("  {name:<6} {:<11} password {password}\n", role.as_str())),
+            Err(RouterError::Refused("exists", _)) => lines.push_str(&format!("  {name:<6} exists (password unchanged)\n")),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    write_private(&file, &lines)?;
+    Ok(lines)
+}

@@ -1,0 +1,94 @@
+//! The HTTP server of one node: routes, shared state, and the graceful shutdown that closes every
+//! socket with 1012 (so clients resume on another node) and waits for in-flight work.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::routing::{any, get};
+use helpline_adapters::webchat::Webchat;
+use helpline_config::Config;
+use helpline_router::{Router, RouterError};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::LoginLimiter;
+use crate::{api, chat, pages, probes, staff};
+
+/// What every handler shares; cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub router: Router,
+    pub webchat: Webchat,
+    /// Cancelled on SIGTERM: sockets close with 1012, `/readyz` turns 503.
+    pub shutdown: CancellationToken,
+    /// Every socket task, so shutdown can wait for them.
+    pub tracker: TaskTracker,
+    pub logins: LoginLimiter,
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Router(#[from] RouterError),
+    #[error("cannot listen on {addr}: {source}; is another process using it? (server.listen)")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("the HTTP server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn routes(app: App) -> axum::Router {
+    axum::Router::new()
+        .route("/", get(pages::chat))
+        .route("/widget.js", get(pages::widget))
+        .route("/console", get(pages::console))
+        .route("/supervisor", get(pages::supervisor))
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz))
+        .route("/metrics", get(probes::metrics))
+        .route("/api/session", axum::routing::post(api::login).delete(api::logout))
+        .route("/api/me", get(api::me))
+        .route("/api/queue", get(api::queue))
+        .route("/api/counsellors", get(api::counsellors))
+        .route("/api/conversations/{id}/transcript", get(api::transcript))
+        .route("/api/audit", get(api::audit))
+        .route("/api/{*rest}", any(api::not_found))
+        .route("/ws/chat", get(chat::upgrade))
+        .route("/ws/agent", get(staff::upgrade))
+        .with_state(app)
+}
+
+/// Runs a gateway node until `shutdown` is cancelled, then drains within `server.shutdown_grace_s`.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ServeError> {
+    let addr = config.server.listen.clone();
+    let grace = Duration::from_secs(config.server.shutdown_grace_s);
+    let router = Router::connect(config).await?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr: addr.clone(), source })?;
+    let tracker = TaskTracker::new();
+    let app = App {
+        webchat: Webchat::new(router.clone()),
+        router: router.clone(),
+        shutdown: shutdown.clone(),
+        tracker: tracker.clone(),
+        logins: LoginLimiter::default(),
+    };
+    let background = {
+        let (router, token) = (router.clone(), shutdown.clone());
+        tracker.spawn(async move { router.run_background(token).await })
+    };
+    tracing::info!(listen = %addr, "helpline gateway ready");
+    let service = routes(app).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    tracker.close();
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!("some sockets did not close within the shutdown grace time");
+    }
+    background.abort();
+    served?;
+    tracing::info!("helpline gateway stopped");
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! The frames of `/ws/agent` (CONTRACT.md section 5): what staff send, and the frames the gateway
+//! builds for them. No frame carries a phone number, a Telegram id, a name or an IP address.
+
+use helpline_router::{ConversationView, Message};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// A frame from a staff member.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StaffFrame {
+    Status { status: String },
+    Accept { conversation: String },
+    Decline { conversation: String },
+    Message { conversation: String, text: String, client_msg_id: String },
+    Urgency { conversation: String, level: String },
+    Transfer {
+        conversation: String,
+        #[serde(default)]
+        skills: Option<Vec<String>>,
+        #[serde(default)]
+        counsellor: Option<String>,
+    },
+    Close {
+        conversation: String,
+        outcome: String,
+        #[serde(default)]
+        tags: Vec<String>,
+    },
+    Monitor { conversation: String },
+    Whisper {
+        conversation: String,
+        text: String,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+    },
+    Typing { conversation: String },
+}
+
+const TYPES: [&str; 10] = [
+    "status", "accept", "decline", "message", "urgency", "transfer", "close", "monitor", "whisper",
+    "typing",
+];
+
+/// Parses a staff frame into (code, message) on refusal; the message never echoes content.
+pub fn parse(text: &str) -> Result<StaffFrame, (&'static str, String)> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|_| ("bad_frame", "a frame must be one JSON object with a \"type\"".to_owned()))?;
+    let kind = value.get("type").and_then(Value::as_str).map(str::to_owned);
+    let Some(kind) = kind else {
+        return Err(("bad_frame", "a frame must be one JSON object with a \"type\"".into()));
+    };
+    if !TYPES.contains(&kind.as_str()) {
+        return Err(("unknown_type", format!("unknown frame type; use one of {}", TYPES.join(", "))));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        let why = e.to_string();
+        let field = why.split('`').nth(1).unwrap_or("its fields");
+        ("bad_frame", format!("{kind} frame: check {field}"))
+    })
+}
+
+/// A message as staff see it.
+pub fn message_json(conv: &str, m: &Message) -> Value {
+    let from = if m.whisper { "supervisor" } else { m.from.as_str() };
+    json!({"conversation": conv, "id": m.id, "from": from, "text": m.text, "ts": m.ts(), "whisper": m.whisper})
+}
+
+pub fn message(conv: &str, m: &Message) -> String {
+    let mut v = message_json(conv, m);
+    v["type"] = json!("message");
+    v.to_string()
+}
+
+/// A conversation with its history (for `hello`, `assigned` and `monitoring`).
+pub fn conversation_json(view: &ConversationView, history: &[Message]) -> Value {
+    let history: Vec<Value> = history.iter().map(|m| message_json(&view.conversation, m)).collect();
+    json!({
+        "conversation": view.conversation,
+        "alias": view.alias,
+        "channel": view.channel,
+        "lang": view.lang,
+        "urgency": view.urgency,
+        "skills": view.skills,
+        "relaxed": view.relaxed,
+        "history": history,
+    })
+}
+
+pub fn with_type(kind: &str, mut v: Value) -> String {
+    v["type"] = json!(kind);
+    v.to_string()
+}
+
+pub fn offer(view: &ConversationView, expires_in_s: u64) -> String {
+    json!({
+        "type": "offer",
+        "conversation": view.conversation,
+        "alias": view.alias,
+        "channel": view.channel,
+        "lang": view.lang,
+        "urgency": view.urgency,
+        "skills": view.skills,
+        "relaxed": view.relaxed,
+        "waited_s": view.waited_s,
+        "expires_in_s": expires_in_s,
+    })
+    .to_string()
+}
+
+pub fn offer_revoked(conv: &str, reason: &str) -> String {
+    json!({"type": "offer_revoked", "conversation": conv, "reason": reason}).to_string()
+}
+
+pub fn ended(conv: &str, reason: &str) -> String {
+    json!({"type": "ended", "conversation": conv, "reason": reason}).to_string()
+}
+
+pub fn ack(client_msg_id: &str, id: &str) -> String {
+    json!({"type": "ack", "client_msg_id": client_msg_id, "id": id}).to_string()
+}
+
+pub fn queue(waiting: u64, longest_wait_s: u64) -> String {
+    json!({"type": "queue", "waiting": waiting, "longest_wait_s": longest_wait_s}).to_string()
+}
+
+pub fn error(code: &str, message: &str, conv: Option<&str>) -> String {
+    let mut v = json!({"type": "error", "code": code, "message": message});
+    if let Some(c) = conv {
+        v["conversation"] = json!(c);
+    }
+    v.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_staff_frames_and_refuses_the_rest() {
+        assert!(matches!(parse(r#"{"type":"status","status":"available"}"#), Ok(StaffFrame::Status { .. })));
+        assert!(matches!(
+            parse(r#"{"type":"transfer","conversation":"c","skills":["ru"]}"#),
+            Ok(StaffFrame::Transfer { .. })
+        ));
+        assert_eq!(parse("{").unwrap_err().0, "bad_frame");
+        assert_eq!(parse(r#"{"type":"sudo"}"#).unwrap_err().0, "unknown_type");
+        assert_eq!(parse(r#"{"type":"accept"}"#).unwrap_err().0, "bad_frame");
+    }
+}

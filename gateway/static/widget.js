@@ -1,0 +1,1 @@
+// The embeddable launcher arrives with the web pages issue.
