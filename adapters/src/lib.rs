@@ -26,13 +26,25 @@ pub struct Close {
 
 impl Close {
     /// The server is going away for a restart: clients should resume elsewhere.
-    pub const RESTART: Close = Close { code: 1012, reason: "restarting; resume" };
+    pub const RESTART: Close = Close {
+        code: 1012,
+        reason: "restarting; resume",
+    };
     /// Normal end.
-    pub const NORMAL: Close = Close { code: 1000, reason: "ended" };
+    pub const NORMAL: Close = Close {
+        code: 1000,
+        reason: "ended",
+    };
     /// The client kept sending frames it was told are refused.
-    pub const POLICY: Close = Close { code: 1008, reason: "too many refused frames" };
+    pub const POLICY: Close = Close {
+        code: 1008,
+        reason: "too many refused frames",
+    };
     /// The client could not keep up, or the node lost its event feed: resume to catch up.
-    pub const TRY_AGAIN: Close = Close { code: 1013, reason: "try again; resume" };
+    pub const TRY_AGAIN: Close = Close {
+        code: 1013,
+        reason: "try again; resume",
+    };
 }
 
 /// A socket of text frames, implemented by the gateway over its WebSocket.

@@ -28,7 +28,11 @@ pub struct Login {
 }
 
 fn secure(app: &App) -> bool {
-    app.router.config().server.public_url.starts_with("https://")
+    app.router
+        .config()
+        .server
+        .public_url
+        .starts_with("https://")
 }
 
 /// `POST /api/session`: 204 and a cookie, 401 on bad credentials, 429 when rate-limited.
@@ -39,7 +43,11 @@ pub async fn login(
     body: Result<Json<Login>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     if !auth::origin_allowed(&app, &headers, false) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "bad_origin", "this origin may not log in here"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_origin",
+            "this origin may not log in here",
+        ));
     }
     let Json(login) = body.map_err(|_| {
         ApiError::bad_request("send JSON {\"username\": \"…\", \"password\": \"…\"}")
@@ -47,14 +55,25 @@ pub async fn login(
     let sec = &app.router.config().security;
     let window = Duration::from_secs(sec.login_window_s);
     let source = Some(peer.ip());
-    if !app.logins.allowed(&login.username, source, sec.login_attempts, window) {
+    if !app
+        .logins
+        .allowed(&login.username, source, sec.login_attempts, window)
+    {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
-            format!("too many failed logins; wait {} minutes", sec.login_window_s.div_ceil(60)),
+            format!(
+                "too many failed logins; wait {} minutes",
+                sec.login_window_s.div_ceil(60)
+            ),
         ));
     }
-    match app.router.accounts().login(&login.username, &login.password).await? {
+    match app
+        .router
+        .accounts()
+        .login(&login.username, &login.password)
+        .await?
+    {
         Some((token, account)) => {
             app.logins.succeeded(&login.username);
             tracing::info!(username = %account.username, "staff login");
@@ -63,7 +82,11 @@ pub async fn login(
         }
         None => {
             app.logins.failed(&login.username, source);
-            Err(ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", "wrong username or password"))
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_credentials",
+                "wrong username or password",
+            ))
         }
     }
 }
@@ -73,7 +96,11 @@ pub async fn logout(State(app): State<App>, headers: HeaderMap) -> Result<Respon
     if let Some(token) = auth::session_token(&headers) {
         app.router.accounts().logout(&token).await?;
     }
-    Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, auth::cleared_cookie(secure(&app)))]).into_response())
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(SET_COOKIE, auth::cleared_cookie(secure(&app)))],
+    )
+        .into_response())
 }
 
 /// `GET /api/me`.
@@ -129,15 +156,27 @@ pub async fn transcript(
 ) -> Result<Json<Value>, ApiError> {
     let account = staff.require(&[Role::Counsellor, Role::Supervisor, Role::Admin])?;
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such conversation"));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such conversation",
+        ));
     }
     let reason = q.reason.unwrap_or_else(|| "viewed".into());
-    let reason: String = reason.chars().filter(|c| !c.is_control()).take(200).collect();
+    let reason: String = reason
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
     let messages = app.router.transcript(&id, account, &reason).await?;
     let messages: Vec<Value> = messages
         .iter()
         .map(|m| {
-            let from = if m.whisper { "supervisor" } else { m.from.as_str() };
+            let from = if m.whisper {
+                "supervisor"
+            } else {
+                m.from.as_str()
+            };
             json!({"id": m.id, "from": from, "text": m.text, "ts": m.ts(), "whisper": m.whisper})
         })
         .collect();
@@ -176,5 +215,9 @@ pub async fn audit(
 
 /// Any other `/api/…` path.
 pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see docs/CONTRACT.md")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see docs/CONTRACT.md",
+    )
 }

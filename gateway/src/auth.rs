@@ -68,7 +68,9 @@ impl FromRequestParts<App> for Staff {
 /// Whether the request's `Origin` is the public URL or an allowed origin. A request without
 /// `Origin` passes only where browsers always send one (`require` false: plain API calls).
 pub fn origin_allowed(app: &App, headers: &HeaderMap, require: bool) -> bool {
-    let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else { return !require };
+    let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return !require;
+    };
     let server = &app.router.config().server;
     let trim = |s: &str| s.trim_end_matches('/').to_ascii_lowercase();
     let origin = trim(origin);
@@ -92,10 +94,18 @@ impl LoginLimiter {
     }
 
     /// Whether another attempt is allowed now.
-    pub fn allowed(&self, username: &str, source: Option<IpAddr>, max: u32, window: Duration) -> bool {
+    pub fn allowed(
+        &self,
+        username: &str,
+        source: Option<IpAddr>,
+        max: u32,
+        window: Duration,
+    ) -> bool {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, (_, since)| since.elapsed() < window);
-        Self::keys(username, source).iter().all(|k| map.get(k).is_none_or(|(n, _)| *n < max))
+        Self::keys(username, source)
+            .iter()
+            .all(|k| map.get(k).is_none_or(|(n, _)| *n < max))
     }
 
     pub fn failed(&self, username: &str, source: Option<IpAddr>) {

@@ -28,11 +28,17 @@ impl FrameSocket for AxumSocket {
     }
 
     async fn send(&mut self, text: String) -> Result<(), ()> {
-        self.0.send(Message::Text(text.into())).await.map_err(|_| ())
+        self.0
+            .send(Message::Text(text.into()))
+            .await
+            .map_err(|_| ())
     }
 
     async fn close(&mut self, close: Close) {
-        let frame = CloseFrame { code: close.code, reason: close.reason.into() };
+        let frame = CloseFrame {
+            code: close.code,
+            reason: close.reason.into(),
+        };
         let _ = self.0.send(Message::Close(Some(frame))).await;
     }
 }
@@ -52,8 +58,12 @@ pub fn tuned(ws: WebSocketUpgrade, app: &App) -> WebSocketUpgrade {
 
 pub async fn upgrade(State(app): State<App>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     if !auth::origin_allowed(&app, &headers, true) {
-        return ApiError::new(StatusCode::FORBIDDEN, "bad_origin", "open the chat from the helpline's own page")
-            .into_response();
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_origin",
+            "open the chat from the helpline's own page",
+        )
+        .into_response();
     }
     let shutdown = app.shutdown.clone();
     let tracker = app.tracker.clone();

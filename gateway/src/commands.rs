@@ -70,7 +70,9 @@ pub async fn user_add(config: &Config, new: NewAccount) -> Result<(), CliError> 
     let mut password = String::new();
     std::io::stdin()
         .read_to_string(&mut password)
-        .map_err(|e| CliError::Usage(format!("cannot read the password from standard input: {e}")))?;
+        .map_err(|e| {
+            CliError::Usage(format!("cannot read the password from standard input: {e}"))
+        })?;
     let password = password.trim_end_matches(['\r', '\n']);
     let account = accounts(config).await?.add(new, password).await?;
     println!("created {} ({})", account.username, account.role.as_str());
@@ -110,7 +112,8 @@ pub fn parse_role(s: &str) -> Result<Role, String> {
 /// under `./data/`; demo accounts; then the gateway until Ctrl-C.
 pub async fn demo(mut config: Config) -> Result<(), CliError> {
     let data = PathBuf::from("data");
-    std::fs::create_dir_all(&data).map_err(|e| CliError::Usage(format!("cannot create ./data: {e}")))?;
+    std::fs::create_dir_all(&data)
+        .map_err(|e| CliError::Usage(format!("cannot create ./data: {e}")))?;
     let mut redis_child = None;
     if helpline_router::connect_store(&config).await.is_err() {
         let (child, url) = start_private_redis(&data)?;
@@ -147,7 +150,8 @@ impl Drop for ChildGuard {
 
 fn start_private_redis(data: &Path) -> Result<(Child, String), CliError> {
     let dir = data.join("redis");
-    std::fs::create_dir_all(&dir).map_err(|e| CliError::Usage(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", dir.display())))?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -182,8 +186,11 @@ fn write_private(path: &Path, content: &str) -> Result<(), CliError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?;
-    f.write_all(content.as_bytes()).map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))
+    let mut f = opts
+        .open(path)
+        .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?;
+    f.write_all(content.as_bytes())
+        .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))
 }
 
 /// Creates the demo accounts once; their passwords live in `./data/demo-accounts.txt`.
@@ -191,13 +198,19 @@ async fn demo_accounts(config: &Config, data: &Path) -> Result<String, CliError>
     let file = data.join("demo-accounts.txt");
     let accounts = accounts(config).await?;
     if file.exists() && !accounts.list().await?.is_empty() {
-        return std::fs::read_to_string(&file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())));
+        return std::fs::read_to_string(&file)
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())));
     }
     let people = [
         ("ana", Role::Counsellor, "ro,ru", "Ana"),
         ("ion", Role::Counsellor, "ro,en", "Ion"),
         ("olena", Role::Counsellor, "uk,ru,en", "Olena"),
-        ("maria", Role::Supervisor, "ro,ru,uk,en", "Maria (supervisor)"),
+        (
+            "maria",
+            Role::Supervisor,
+            "ro,ru,uk,en",
+            "Maria (supervisor)",
+        ),
         ("audit", Role::Auditor, "", "Auditor"),
     ];
     let mut lines = String::new();
@@ -206,13 +219,22 @@ async fn demo_accounts(config: &Config, data: &Path) -> Result<String, CliError>
         let new = NewAccount {
             username: name.into(),
             role,
-            skills: skills.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+            skills: skills
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
             capacity: None,
             display_name: Some(display.into()),
         };
         match accounts.add(new, &password).await {
-            Ok(_) => lines.push_str(&format!("  {name:<6} {:<11} password {password}\n", role.as_str())),
-            Err(RouterError::Refused("exists", _)) => lines.push_str(&format!("  {name:<6} exists (password unchanged)\n")),
+            Ok(_) => lines.push_str(&format!(
+                "  {name:<6} {:<11} password {password}\n",
+                role.as_str()
+            )),
+            Err(RouterError::Refused("exists", _)) => {
+                lines.push_str(&format!("  {name:<6} exists (password unchanged)\n"))
+            }
             Err(e) => return Err(e.into()),
         }
     }

@@ -11,7 +11,11 @@ use helpline_router::accounts::NewAccount;
 use helpline_router::Role;
 
 #[derive(Parser)]
-#[command(name = "helpline", version, about = "Anonymous web chat, Telegram and SMS gateway for a Child Help Line")]
+#[command(
+    name = "helpline",
+    version,
+    about = "Anonymous web chat, Telegram and SMS gateway for a Child Help Line"
+)]
 struct Cli {
     /// The configuration file (else HELPLINE_CONFIG, else defaults); HELPLINE_… variables override it.
     #[arg(long, global = true, value_name = "FILE")]
@@ -78,7 +82,11 @@ fn main() {
         }
         Err(e) => {
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("bad arguments")
+                .trim_start_matches("error: ");
             eprintln!("helpline: {first} (see `helpline --help`)");
             std::process::exit(2);
         }
@@ -93,7 +101,9 @@ fn main() {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("HELPLINE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("HELPLINE_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
@@ -113,13 +123,28 @@ fn run(cli: Cli) -> Result<(), CliError> {
         match cli.command {
             Cmd::Serve => commands::serve(config).await,
             Cmd::Demo => commands::demo(config).await,
-            Cmd::User(UserCmd::Add { username, role, skills, capacity, display_name, .. }) => {
+            Cmd::User(UserCmd::Add {
+                username,
+                role,
+                skills,
+                capacity,
+                display_name,
+                ..
+            }) => {
                 let skills = skills.into_iter().filter(|s| !s.is_empty()).collect();
-                let new = NewAccount { username, role, skills, capacity, display_name };
+                let new = NewAccount {
+                    username,
+                    role,
+                    skills,
+                    capacity,
+                    display_name,
+                };
                 commands::user_add(&config, new).await
             }
             Cmd::User(UserCmd::List) => commands::user_list(&config).await,
-            Cmd::User(UserCmd::Disable { username }) => commands::user_disable(&config, &username).await,
+            Cmd::User(UserCmd::Disable { username }) => {
+                commands::user_disable(&config, &username).await
+            }
             Cmd::Config(ConfigCmd::Check) => commands::config_check(path),
         }
     })

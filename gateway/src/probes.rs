@@ -21,7 +21,10 @@ pub async fn readyz(State(app): State<App>) -> impl IntoResponse {
 
 pub async fn metrics(State(app): State<App>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         app.router.telemetry().render(),
     )
 }

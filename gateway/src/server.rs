@@ -32,7 +32,10 @@ pub enum ServeError {
     #[error("{0}")]
     Router(#[from] RouterError),
     #[error("cannot listen on {addr}: {source}; is another process using it? (server.listen)")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("the HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -46,7 +49,10 @@ fn routes(app: App) -> axum::Router {
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz))
         .route("/metrics", get(probes::metrics))
-        .route("/api/session", axum::routing::post(api::login).delete(api::logout))
+        .route(
+            "/api/session",
+            axum::routing::post(api::login).delete(api::logout),
+        )
         .route("/api/me", get(api::me))
         .route("/api/queue", get(api::queue))
         .route("/api/counsellors", get(api::counsellors))
@@ -65,7 +71,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     let router = Router::connect(config).await?;
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
-        .map_err(|source| ServeError::Bind { addr: addr.clone(), source })?;
+        .map_err(|source| ServeError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
     let tracker = TaskTracker::new();
     let app = App {
         webchat: Webchat::new(router.clone()),

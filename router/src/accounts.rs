@@ -92,7 +92,8 @@ fn account_of(u: UserRecord) -> Option<Account> {
 pub fn valid_username(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
 impl Accounts {
@@ -111,12 +112,22 @@ impl Accounts {
     /// Creates an account with an Argon2id hash of `password`.
     pub async fn add(&self, new: NewAccount, password: &str) -> Result<Account, RouterError> {
         if !valid_username(&new.username) {
-            return Err(RouterError::refused("bad_username", "a username is 1-64 characters of a-z, 0-9, '.', '_' and '-'"));
+            return Err(RouterError::refused(
+                "bad_username",
+                "a username is 1-64 characters of a-z, 0-9, '.', '_' and '-'",
+            ));
         }
         if password.chars().count() < 10 {
-            return Err(RouterError::refused("weak_password", "a password needs at least 10 characters"));
+            return Err(RouterError::refused(
+                "weak_password",
+                "a password needs at least 10 characters",
+            ));
         }
-        if let Some(bad) = new.skills.iter().find(|s| !self.languages.contains(s) && !self.topics.contains(s)) {
+        if let Some(bad) = new
+            .skills
+            .iter()
+            .find(|s| !self.languages.contains(s) && !self.topics.contains(s))
+        {
             return Err(RouterError::refused(
                 "bad_skill",
                 format!("unknown skill {bad:?}: skills are the configured languages ({}) and topics ({})", self.languages.join(","), self.topics.join(",")),
@@ -124,11 +135,20 @@ impl Accounts {
         }
         let capacity = new.capacity.unwrap_or(self.default_capacity);
         if capacity == 0 || capacity > self.max_capacity {
-            return Err(RouterError::refused("bad_capacity", format!("capacity must be 1 to {} (routing.max_capacity)", self.max_capacity)));
+            return Err(RouterError::refused(
+                "bad_capacity",
+                format!(
+                    "capacity must be 1 to {} (routing.max_capacity)",
+                    self.max_capacity
+                ),
+            ));
         }
         let hash = hash_password(password.to_owned()).await?;
         let record = UserRecord {
-            display_name: new.display_name.clone().unwrap_or_else(|| new.username.clone()),
+            display_name: new
+                .display_name
+                .clone()
+                .unwrap_or_else(|| new.username.clone()),
             username: new.username.clone(),
             role: new.role.as_str().to_owned(),
             hash,
@@ -137,7 +157,10 @@ impl Accounts {
             disabled: false,
         };
         if !self.store.add_user(&record).await? {
-            return Err(RouterError::refused("exists", format!("a user named {:?} already exists", new.username)));
+            return Err(RouterError::refused(
+                "exists",
+                format!("a user named {:?} already exists", new.username),
+            ));
         }
         account_of(record).ok_or(RouterError::Setup("role".into()))
     }
@@ -160,28 +183,55 @@ impl Accounts {
         if self.store.set_user_disabled(username, true).await? {
             Ok(())
         } else {
-            Err(RouterError::refused("unknown_user", format!("no user named {username:?}")))
+            Err(RouterError::refused(
+                "unknown_user",
+                format!("no user named {username:?}"),
+            ))
         }
     }
 
     /// Checks a password; returns a new session token and the account, or `None` on bad
     /// credentials (unknown user, wrong password, disabled: all look the same to the caller).
-    pub async fn login(&self, username: &str, password: &str) -> Result<Option<(String, Account)>, RouterError> {
-        let user = if valid_username(username) { self.store.user(username).await? } else { None };
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<(String, Account)>, RouterError> {
+        let user = if valid_username(username) {
+            self.store.user(username).await?
+        } else {
+            None
+        };
         // Verify against a dummy hash for unknown users too, so timing does not reveal who exists.
-        let hash = user.as_ref().map(|u| u.hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_owned());
+        let hash = user
+            .as_ref()
+            .map(|u| u.hash.clone())
+            .unwrap_or_else(|| DUMMY_HASH.to_owned());
         let ok = verify_password(hash, password.to_owned()).await;
-        let Some(user) = user.filter(|u| ok && !u.disabled) else { return Ok(None) };
-        let Some(account) = account_of(user) else { return Ok(None) };
+        let Some(user) = user.filter(|u| ok && !u.disabled) else {
+            return Ok(None);
+        };
+        let Some(account) = account_of(user) else {
+            return Ok(None);
+        };
         let token = random_token();
-        self.store.put_session(&token_hash(&token), &account.username, now_ms(), self.idle_s).await?;
+        self.store
+            .put_session(
+                &token_hash(&token),
+                &account.username,
+                now_ms(),
+                self.idle_s,
+            )
+            .await?;
         Ok(Some((token, account)))
     }
 
     /// The account behind a session token, if the session is alive and the account enabled.
     pub async fn session(&self, token: &str) -> Result<Option<Account>, RouterError> {
         let hash = token_hash(token);
-        let Some(session) = self.store.touch_session(&hash, self.idle_s).await? else { return Ok(None) };
+        let Some(session) = self.store.touch_session(&hash, self.idle_s).await? else {
+            return Ok(None);
+        };
         let max_ms = i64::try_from(self.max_s.saturating_mul(1000)).unwrap_or(i64::MAX);
         if now_ms() - session.created_ms > max_ms {
             self.store.delete_session(&hash).await?;
@@ -214,7 +264,11 @@ async fn hash_password(password: String) -> Result<String, RouterError> {
 
 async fn verify_password(hash: String, password: String) -> bool {
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        PasswordHash::new(&hash).is_ok_and(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
     })
     .await
     .unwrap_or(false)

@@ -60,7 +60,10 @@ impl Router {
         let id = random_id();
         let token = random_token();
         // Web chat has no lasting address: each conversation gets its own pseudonym.
-        let pseudonym = self.inner.pseudonyms.pseudonym(channel, address.unwrap_or(&id));
+        let pseudonym = self
+            .inner
+            .pseudonyms
+            .pseudonym(channel, address.unwrap_or(&id));
         let alias = crate::pseudonym::alias(&pseudonym);
         let (key, wrapped) = self.inner.vault.new_data_key(&id)?;
         let mut skills = vec![lang.to_owned()];
@@ -86,17 +89,28 @@ impl Router {
         let events = self
             .routed(
                 "create",
-                self.store().create_conversation(&id, &fields, &token_hash(&token), RESUME_TTL_S),
+                self.store()
+                    .create_conversation(&id, &fields, &token_hash(&token), RESUME_TTL_S),
             )
             .await?;
-        Ok(Started { conversation: id, token, alias, events })
+        Ok(Started {
+            conversation: id,
+            token,
+            alias,
+            events,
+        })
     }
 
     /// The conversation behind a resume token, if the token is known.
     pub async fn resume(&self, token: &str) -> Result<(String, ConversationRecord), RouterError> {
-        let target = self.guarded("resume", self.store().resume_target(&token_hash(token))).await?;
+        let target = self
+            .guarded("resume", self.store().resume_target(&token_hash(token)))
+            .await?;
         let conv = target.ok_or_else(|| {
-            RouterError::refused("unknown_token", "that resume token is unknown or expired; start again")
+            RouterError::refused(
+                "unknown_token",
+                "that resume token is unknown or expired; start again",
+            )
         })?;
         let rec = self
             .guarded("conversation", self.store().conversation(&conv))
@@ -107,9 +121,15 @@ impl Router {
 
     /// The contact's channel address, opened (for replies on Telegram and SMS).
     pub async fn contact_address(&self, conv: &str) -> Result<Option<String>, RouterError> {
-        let rec = self.guarded("conversation", self.store().conversation(conv)).await?;
-        let Some(sealed) = rec.as_ref().and_then(|r| r.get("addr")) else { return Ok(None) };
-        let sealed = B64.decode(sealed).map_err(|_| RouterError::Vault(crate::vault::VaultError::Corrupt))?;
+        let rec = self
+            .guarded("conversation", self.store().conversation(conv))
+            .await?;
+        let Some(sealed) = rec.as_ref().and_then(|r| r.get("addr")) else {
+            return Ok(None);
+        };
+        let sealed = B64
+            .decode(sealed)
+            .map_err(|_| RouterError::Vault(crate::vault::VaultError::Corrupt))?;
         let key = self.data_key(conv).await?;
         let clear = key.open(conv, Purpose::Address, 0, &sealed)?;
         Ok(Some(String::from_utf8_lossy(&clear).into_owned()))
@@ -123,12 +143,15 @@ impl Router {
         text: &str,
         client_msg_id: &str,
     ) -> Result<Appended, RouterError> {
-        let appended = self.append(conv, "contact", text, client_msg_id, false, "").await?;
+        let appended = self
+            .append(conv, "contact", text, client_msg_id, false, "")
+            .await?;
         if !appended.duplicate {
             if let Some(grade) = self.inner.grader.grade(text) {
                 // Only the level and category are kept; the phrase that matched is not.
                 let store = self.store();
-                let raised = store.set_urgency(conv, grade.level.as_str(), true, grade.category.as_str());
+                let raised =
+                    store.set_urgency(conv, grade.level.as_str(), true, grade.category.as_str());
                 let outcome = self.guarded("urgency", raised).await?;
                 self.observe(&outcome.events);
             }
@@ -151,7 +174,10 @@ impl Router {
         let sealed = self.seal_message(&key, conv, seq, text)?;
         let store = self.store();
         let appended = self
-            .guarded("message", store.append_message(conv, from, seq, &sealed, client_msg_id, whisper, staff))
+            .guarded(
+                "message",
+                store.append_message(conv, from, seq, &sealed, client_msg_id, whisper, staff),
+            )
             .await?;
         self.observe(&appended.events);
         match appended.id.as_str() {
@@ -163,15 +189,27 @@ impl Router {
 
     /// Tells the other side that `from` (`contact` or `counsellor`) is typing; nothing is stored.
     pub async fn typing(&self, conv: &str, from: &str) -> Result<(), RouterError> {
-        let rec = self.guarded("conversation", self.store().conversation(conv)).await?;
-        let agent = rec.as_ref().and_then(|r| r.get("counsellor")).map(String::from);
+        let rec = self
+            .guarded("conversation", self.store().conversation(conv))
+            .await?;
+        let agent = rec
+            .as_ref()
+            .and_then(|r| r.get("counsellor"))
+            .map(String::from);
         let event = serde_json::json!({ "k": "typing", "conv": conv, "f": from, "agent": agent });
         self.guarded("typing", self.store().publish(&event)).await
     }
 
     /// The contact left (`contact_ended`: quick exit or `end`) or went silent (`inactive`).
-    pub async fn end_by_contact(&self, conv: &str, reason: &'static str) -> Result<(), RouterError> {
-        match self.routed("end", self.store().end_conversation(conv, reason)).await {
+    pub async fn end_by_contact(
+        &self,
+        conv: &str,
+        reason: &'static str,
+    ) -> Result<(), RouterError> {
+        match self
+            .routed("end", self.store().end_conversation(conv, reason))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(RouterError::Refused("ended", _)) => Ok(()),
             Err(e) => Err(e),
@@ -180,7 +218,9 @@ impl Router {
 
     /// Queue feedback for many waiting conversations in one round trip.
     pub async fn queue_status(&self, convs: &[String]) -> Result<Vec<QueueStatus>, RouterError> {
-        let rows = self.guarded("positions", self.store().positions(convs)).await?;
+        let rows = self
+            .guarded("positions", self.store().positions(convs))
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(state, position, est)| QueueStatus {

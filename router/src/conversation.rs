@@ -14,7 +14,12 @@ pub enum Urgency {
 }
 
 impl Urgency {
-    pub const ALL: [Urgency; 4] = [Urgency::Low, Urgency::Normal, Urgency::High, Urgency::Critical];
+    pub const ALL: [Urgency; 4] = [
+        Urgency::Low,
+        Urgency::Normal,
+        Urgency::High,
+        Urgency::Critical,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -73,7 +78,10 @@ impl ConversationView {
             alias: rec.get("alias").unwrap_or("").to_owned(),
             channel: rec.get("channel").unwrap_or("").to_owned(),
             lang: rec.get("lang").unwrap_or("").to_owned(),
-            urgency: rec.get("urgency").and_then(Urgency::parse).unwrap_or(Urgency::Normal),
+            urgency: rec
+                .get("urgency")
+                .and_then(Urgency::parse)
+                .unwrap_or(Urgency::Normal),
             skills: split_list(rec.get("skills").unwrap_or("")),
             state: rec.state().to_owned(),
             waited_s: u64::try_from((waited_until - queued_at) / 1000).unwrap_or(0),
@@ -109,19 +117,26 @@ pub fn rfc3339(ms: i64) -> String {
     let nanos = i128::from(ms) * 1_000_000;
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
 /// Milliseconds since the epoch, from this node's clock.
 pub fn now_ms() -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    now.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+    now.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// A comma list as stored in Redis, as a vector.
 pub fn split_list(s: &str) -> Vec<String> {
-    s.split(',').filter(|p| !p.is_empty()).map(String::from).collect()
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// A fresh random id of 128 bits in lowercase hex: not derived from anything.

@@ -40,7 +40,10 @@ pub struct Desk {
 
 /// A short token (outcome, tag): lower-case letters, digits, `-` and `_`.
 fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    !s.is_empty()
+        && s.len() <= 40
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 impl Router {
@@ -49,7 +52,12 @@ impl Router {
     pub async fn staff_connected(&self, account: &Account) -> Result<Desk, RouterError> {
         let skills = account.skills.join(",");
         let store = self.store();
-        let register = store.register_agent(&account.username, account.capacity, &skills, &account.display_name);
+        let register = store.register_agent(
+            &account.username,
+            account.capacity,
+            &skills,
+            &account.display_name,
+        );
         let status = self.guarded("register", register).await?;
         let mut desk = self.desk(&account.username).await?;
         desk.status = status;
@@ -58,18 +66,34 @@ impl Router {
 
     /// A staff member's live conversations and standing offers.
     pub async fn desk(&self, username: &str) -> Result<Desk, RouterError> {
-        let (active, offered) = self.guarded("desk", self.store().agent_conversations(username)).await?;
-        let status = self.guarded("agent", self.store().agent(username)).await?.status;
-        Ok(Desk { status, active: self.views(&active).await?, offered: self.views(&offered).await? })
+        let (active, offered) = self
+            .guarded("desk", self.store().agent_conversations(username))
+            .await?;
+        let status = self
+            .guarded("agent", self.store().agent(username))
+            .await?
+            .status;
+        Ok(Desk {
+            status,
+            active: self.views(&active).await?,
+            offered: self.views(&offered).await?,
+        })
     }
 
     async fn views(&self, ids: &[String]) -> Result<Vec<ConversationView>, RouterError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let recs = self.guarded("conversations", self.store().conversations(ids)).await?;
+        let recs = self
+            .guarded("conversations", self.store().conversations(ids))
+            .await?;
         let now = now_ms();
-        Ok(ids.iter().zip(&recs).filter(|(_, r)| r.is_live()).map(|(id, r)| ConversationView::from_record(id, r, now)).collect())
+        Ok(ids
+            .iter()
+            .zip(&recs)
+            .filter(|(_, r)| r.is_live())
+            .map(|(id, r)| ConversationView::from_record(id, r, now))
+            .collect())
     }
 
     /// One conversation as staff see it.
@@ -80,50 +104,106 @@ impl Router {
 
     /// A conversation's stored routing record.
     pub async fn conversation_record(&self, conv: &str) -> Result<ConversationRecord, RouterError> {
-        self.guarded("conversation", self.store().conversation(conv)).await?.ok_or(RouterError::UnknownConversation)
+        self.guarded("conversation", self.store().conversation(conv))
+            .await?
+            .ok_or(RouterError::UnknownConversation)
     }
 
     /// Checks that `account` may read conversation `conv`: its counsellor, or a supervisor.
-    pub async fn may_read(&self, conv: &str, account: &Account) -> Result<ConversationRecord, RouterError> {
+    pub async fn may_read(
+        &self,
+        conv: &str,
+        account: &Account,
+    ) -> Result<ConversationRecord, RouterError> {
         let rec = self.conversation_record(conv).await?;
         let own = rec.get("counsellor") == Some(account.username.as_str())
             || rec.get("offered_to") == Some(account.username.as_str());
         if own || matches!(account.role, Role::Supervisor | Role::Admin) {
             Ok(rec)
         } else {
-            Err(RouterError::refused("forbidden", "that conversation is not yours"))
+            Err(RouterError::refused(
+                "forbidden",
+                "that conversation is not yours",
+            ))
         }
     }
 
     pub async fn set_status(&self, username: &str, status: &str) -> Result<(), RouterError> {
         if !matches!(status, "available" | "away") {
-            return Err(RouterError::refused("bad_status", "status must be \"available\" or \"away\""));
+            return Err(RouterError::refused(
+                "bad_status",
+                "status must be \"available\" or \"away\"",
+            ));
         }
-        self.routed("status", self.store().set_status(username, status)).await.map(|_| ())
+        self.routed("status", self.store().set_status(username, status))
+            .await
+            .map(|_| ())
     }
 
     pub async fn accept(&self, conv: &str, username: &str) -> Result<(), RouterError> {
-        self.routed("accept", self.store().accept(conv, username)).await.map(|_| ())
+        self.routed("accept", self.store().accept(conv, username))
+            .await
+            .map(|_| ())
     }
 
     pub async fn decline(&self, conv: &str, username: &str) -> Result<(), RouterError> {
-        self.routed("decline", self.store().decline(conv, username)).await.map(|_| ())
+        self.routed("decline", self.store().decline(conv, username))
+            .await
+            .map(|_| ())
     }
 
     /// A message from a counsellor to the contact, in their own active conversation.
-    pub async fn counsellor_message(&self, conv: &str, account: &Account, text: &str, client_msg_id: &str) -> Result<Appended, RouterError> {
-        self.append(conv, "counsellor", text, client_msg_id, false, &account.username).await
+    pub async fn counsellor_message(
+        &self,
+        conv: &str,
+        account: &Account,
+        text: &str,
+        client_msg_id: &str,
+    ) -> Result<Appended, RouterError> {
+        self.append(
+            conv,
+            "counsellor",
+            text,
+            client_msg_id,
+            false,
+            &account.username,
+        )
+        .await
     }
 
     /// A supervisor's note that only the counsellor (and other supervisors) see.
-    pub async fn whisper(&self, conv: &str, account: &Account, text: &str, client_msg_id: &str) -> Result<Appended, RouterError> {
-        self.append(conv, "supervisor", text, client_msg_id, true, &account.username).await
+    pub async fn whisper(
+        &self,
+        conv: &str,
+        account: &Account,
+        text: &str,
+        client_msg_id: &str,
+    ) -> Result<Appended, RouterError> {
+        self.append(
+            conv,
+            "supervisor",
+            text,
+            client_msg_id,
+            true,
+            &account.username,
+        )
+        .await
     }
 
     /// Re-grades a conversation either way (staff; the grader only raises).
-    pub async fn regrade(&self, conv: &str, account: &Account, level: Urgency) -> Result<(), RouterError> {
+    pub async fn regrade(
+        &self,
+        conv: &str,
+        account: &Account,
+        level: Urgency,
+    ) -> Result<(), RouterError> {
         self.may_act(conv, account).await?;
-        let outcome = self.guarded("urgency", self.store().set_urgency(conv, level.as_str(), false, "")).await?;
+        let outcome = self
+            .guarded(
+                "urgency",
+                self.store().set_urgency(conv, level.as_str(), false, ""),
+            )
+            .await?;
         self.observe(&outcome.events);
         match outcome.status.as_str() {
             "ok" | "unchanged" => Ok(()),
@@ -132,15 +212,26 @@ impl Router {
     }
 
     /// Hands a conversation on; a supervisor may hand on anyone's.
-    pub async fn transfer(&self, conv: &str, account: &Account, target: TransferTarget) -> Result<(), RouterError> {
+    pub async fn transfer(
+        &self,
+        conv: &str,
+        account: &Account,
+        target: TransferTarget,
+    ) -> Result<(), RouterError> {
         let by = self.acting_as(account);
         let store = self.store();
         let joined;
         let call = match &target {
             TransferTarget::Skills(skills) => {
                 let known = &self.config().routing;
-                if let Some(bad) = skills.iter().find(|s| !known.languages.contains(s) && !known.topics.contains(s)) {
-                    return Err(RouterError::refused("bad_skill", format!("unknown skill {bad:?}; use a configured language or topic")));
+                if let Some(bad) = skills
+                    .iter()
+                    .find(|s| !known.languages.contains(s) && !known.topics.contains(s))
+                {
+                    return Err(RouterError::refused(
+                        "bad_skill",
+                        format!("unknown skill {bad:?}; use a configured language or topic"),
+                    ));
                 }
                 let mut skills = skills.clone();
                 skills.sort();
@@ -154,12 +245,26 @@ impl Router {
     }
 
     /// Ends a conversation with an outcome and tags.
-    pub async fn close(&self, conv: &str, account: &Account, outcome: &str, tags: &[String]) -> Result<(), RouterError> {
+    pub async fn close(
+        &self,
+        conv: &str,
+        account: &Account,
+        outcome: &str,
+        tags: &[String],
+    ) -> Result<(), RouterError> {
         if !is_token(outcome) || tags.len() > 10 || !tags.iter().all(|t| is_token(t)) {
-            return Err(RouterError::refused("bad_outcome", "outcome and tags are short words of a-z, 0-9, - and _ (at most 10 tags)"));
+            return Err(RouterError::refused(
+                "bad_outcome",
+                "outcome and tags are short words of a-z, 0-9, - and _ (at most 10 tags)",
+            ));
         }
         let by = self.acting_as(account);
-        self.routed("close", self.store().close(conv, by, outcome, &tags.join(","))).await.map(|_| ())
+        self.routed(
+            "close",
+            self.store().close(conv, by, outcome, &tags.join(",")),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Counsellors act on their own conversations only; supervisors on any (`None`).
@@ -179,18 +284,38 @@ impl Router {
     }
 
     /// The transcript for staff, written to the audit log with who asked and why.
-    pub async fn transcript(&self, conv: &str, account: &Account, why: &str) -> Result<Vec<Message>, RouterError> {
+    pub async fn transcript(
+        &self,
+        conv: &str,
+        account: &Account,
+        why: &str,
+    ) -> Result<Vec<Message>, RouterError> {
         self.may_read(conv, account).await?;
-        self.guarded("audit", self.store().audit(&account.username, "transcript.read", conv, why)).await?;
+        self.guarded(
+            "audit",
+            self.store()
+                .audit(&account.username, "transcript.read", conv, why),
+        )
+        .await?;
         self.history(conv, None, true).await
     }
 
     /// Writes a line to the audit log.
-    pub async fn audit(&self, actor: &str, action: &str, conv: &str, why: &str) -> Result<(), RouterError> {
-        self.guarded("audit", self.store().audit(actor, action, conv, why)).await
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        conv: &str,
+        why: &str,
+    ) -> Result<(), RouterError> {
+        self.guarded("audit", self.store().audit(actor, action, conv, why))
+            .await
     }
 
-    pub async fn audit_log(&self, limit: usize) -> Result<Vec<crate::store::AuditEntry>, RouterError> {
+    pub async fn audit_log(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::store::AuditEntry>, RouterError> {
         self.guarded("audit", self.store().audit_log(limit)).await
     }
 
@@ -206,7 +331,13 @@ impl Router {
     /// Every enabled counsellor (and supervisor) with their live routing state.
     pub async fn counsellors(&self) -> Result<Vec<CounsellorView>, RouterError> {
         let accounts = self.accounts().list().await?;
-        let staff: Vec<_> = accounts.into_iter().filter(|(a, disabled)| !disabled && matches!(a.role, Role::Counsellor | Role::Supervisor)).map(|(a, _)| a).collect();
+        let staff: Vec<_> = accounts
+            .into_iter()
+            .filter(|(a, disabled)| {
+                !disabled && matches!(a.role, Role::Counsellor | Role::Supervisor)
+            })
+            .map(|(a, _)| a)
+            .collect();
         let names: Vec<String> = staff.iter().map(|a| a.username.clone()).collect();
         let states = self.guarded("agents", self.store().agents(&names)).await?;
         Ok(staff
@@ -225,8 +356,12 @@ impl Router {
 
     /// How many wait and for how long the longest has (seconds), for the staff `queue` summary.
     pub async fn queue_summary(&self) -> Result<(u64, u64), RouterError> {
-        let (count, oldest) = self.guarded("queue", self.store().waiting_summary()).await?;
-        let longest = oldest.map(|t| u64::try_from((now_ms() - t) / 1000).unwrap_or(0)).unwrap_or(0);
+        let (count, oldest) = self
+            .guarded("queue", self.store().waiting_summary())
+            .await?;
+        let longest = oldest
+            .map(|t| u64::try_from((now_ms() - t) / 1000).unwrap_or(0))
+            .unwrap_or(0);
         Ok((count, longest))
     }
 }

@@ -22,7 +22,10 @@ impl StoreError {
         match self {
             StoreError::Unreachable(..) => true,
             StoreError::Redis(e) => {
-                e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal()
+                e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_timeout()
+                    || e.is_connection_refusal()
             }
             StoreError::Internal(_) => false,
         }

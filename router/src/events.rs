@@ -15,9 +15,17 @@ pub enum Event {
     /// A conversation joined the queue.
     Queued { conv: String, channel: String },
     /// A conversation is offered to a counsellor until `expires_ms`.
-    Offer { conv: String, agent: String, expires_ms: i64 },
+    Offer {
+        conv: String,
+        agent: String,
+        expires_ms: i64,
+    },
     /// An offer ended: `accepted`, `declined`, `timeout` or `ended`.
-    Revoked { conv: String, agent: String, reason: String },
+    Revoked {
+        conv: String,
+        agent: String,
+        reason: String,
+    },
     /// A conversation is now the counsellor's.
     Assigned {
         conv: String,

@@ -98,8 +98,16 @@ impl Hub {
     fn join(&self, pick: fn(&mut Registry) -> &mut Subs, key: &str) -> Subscription {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        pick(&mut self.lock()).entry(key.to_owned()).or_default().push((id, sender.clone()));
-        Subscription { hub: self.clone(), id, receiver, sender }
+        pick(&mut self.lock())
+            .entry(key.to_owned())
+            .or_default()
+            .push((id, sender.clone()));
+        Subscription {
+            hub: self.clone(),
+            id,
+            receiver,
+            sender,
+        }
     }
 
     /// A contact's socket for conversation `conv`.
@@ -115,7 +123,10 @@ impl Hub {
     /// Who this node holds sockets for: (staff usernames, contact conversations), for heartbeats.
     pub fn presence(&self) -> (Vec<String>, Vec<String>) {
         let reg = self.lock();
-        (reg.staff.keys().cloned().collect(), reg.contacts.keys().cloned().collect())
+        (
+            reg.staff.keys().cloned().collect(),
+            reg.contacts.keys().cloned().collect(),
+        )
     }
 
     /// Conversations whose contact is connected to this node.
@@ -161,7 +172,9 @@ impl Hub {
 
 /// Sends to the subscribers under `key` that have not had this event yet; drops the stuck ones.
 fn send(subs: &mut Subs, key: &str, event: &Arc<Event>, sent_to: &mut Vec<u64>) {
-    let Some(list) = subs.get_mut(key) else { return };
+    let Some(list) = subs.get_mut(key) else {
+        return;
+    };
     list.retain(|(id, tx)| {
         if sent_to.contains(id) {
             return true;
@@ -202,9 +215,7 @@ fn staff_target(event: &Event) -> Option<&str> {
         Event::Ended { agent, .. }
         | Event::Msg { agent, .. }
         | Event::Urgency { agent, .. }
-        | Event::Typing { agent, .. } => {
-            agent.as_deref()
-        }
+        | Event::Typing { agent, .. } => agent.as_deref(),
         Event::Queued { .. } => None,
     }
 }

@@ -24,8 +24,8 @@ mod transcript;
 
 pub use accounts::{Account, Accounts, Role};
 pub use contact::{QueueStatus, Started};
-pub use counsellor::{CounsellorView, Desk, TransferTarget};
 pub use conversation::{ConversationView, Message, Urgency};
+pub use counsellor::{CounsellorView, Desk, TransferTarget};
 pub use error::{RouterError, StoreError};
 pub use events::Event;
 pub use hub::{Delivery, Hub};
@@ -83,7 +83,12 @@ pub fn script_settings(config: &Config) -> ScriptSettings {
 /// Connects to the configured Redis (for commands that need no keys, like `user add`).
 pub async fn connect_store(config: &Config) -> Result<Store, StoreError> {
     let settings = script_settings(config);
-    Store::connect(config.redis.url.expose(), &config.redis.key_prefix, &settings).await
+    Store::connect(
+        config.redis.url.expose(),
+        &config.redis.key_prefix,
+        &settings,
+    )
+    .await
 }
 
 impl Router {
@@ -201,13 +206,17 @@ impl Router {
 /// Turns a script's refusal status into an error with a code and a message for staff.
 fn refusal(status: &str) -> RouterError {
     let (code, message) = match status {
-        "not_offered" => ("not_offered", "that conversation is not offered to you (any more)"),
+        "not_offered" => (
+            "not_offered",
+            "that conversation is not offered to you (any more)",
+        ),
         "not_active" => ("not_active", "that conversation is not active"),
         "not_yours" => ("forbidden", "that conversation is not yours"),
         "not_live" | "ended" => ("ended", "that conversation is over"),
-        "counsellor_unavailable" => {
-            ("counsellor_unavailable", "that counsellor is not available or has no room")
-        }
+        "counsellor_unavailable" => (
+            "counsellor_unavailable",
+            "that counsellor is not available or has no room",
+        ),
         "same_counsellor" => ("bad_request", "the conversation is already yours"),
         "unchanged" => ("unchanged", "nothing to change"),
         _ => ("internal", "the router refused the request"),

@@ -89,7 +89,10 @@ impl Router {
     /// One heartbeat and one sweep (public so tests and shutdown can force one).
     pub async fn sweep_once(&self) {
         let (agents, contacts) = self.hub().presence();
-        if let Err(e) = self.guarded("heartbeat", self.store().heartbeat(&agents, &contacts)).await {
+        if let Err(e) = self
+            .guarded("heartbeat", self.store().heartbeat(&agents, &contacts))
+            .await
+        {
             tracing::debug!(error = %e, "heartbeat failed");
         }
         match self.guarded("sweep", self.store().sweep()).await {
@@ -104,15 +107,21 @@ impl Router {
         let queue = self.queue().await?;
         t.queue_waiting.reset();
         for u in Urgency::ALL {
-            t.queue_waiting.with_label_values(&[u.as_str(), "webchat"]).set(0);
+            t.queue_waiting
+                .with_label_values(&[u.as_str(), "webchat"])
+                .set(0);
         }
         for v in &queue {
-            t.queue_waiting.with_label_values(&[v.urgency.as_str(), &v.channel]).inc();
+            t.queue_waiting
+                .with_label_values(&[v.urgency.as_str(), &v.channel])
+                .inc();
         }
         let counsellors = self.counsellors().await?;
         for status in ["available", "away", "offline"] {
             let n = counsellors.iter().filter(|c| c.status == status).count();
-            t.counsellors.with_label_values(&[status]).set(i64::try_from(n).unwrap_or(i64::MAX));
+            t.counsellors
+                .with_label_values(&[status])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         Ok(())
     }

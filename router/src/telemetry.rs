@@ -29,21 +29,32 @@ pub struct Telemetry {
 fn counter(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     // Names and labels are constants of this file, so creation cannot fail but for a typo that the
     // unit test below catches; registration fails only on a duplicate name, likewise.
-    let c = IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("{name}: {e}"));
-    reg.register(Box::new(c.clone())).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let c =
+        IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("{name}: {e}"));
+    reg.register(Box::new(c.clone()))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     c
 }
 
 fn gauge(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("{name}: {e}"));
-    reg.register(Box::new(g.clone())).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let g =
+        IntGaugeVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("{name}: {e}"));
+    reg.register(Box::new(g.clone()))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     g
 }
 
-fn histogram(reg: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+fn histogram(
+    reg: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> HistogramVec {
     let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-    reg.register(Box::new(h.clone())).unwrap_or_else(|e| panic!("{name}: {e}"));
+    reg.register(Box::new(h.clone()))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     h
 }
 
@@ -63,17 +74,70 @@ impl Telemetry {
     pub fn new() -> Telemetry {
         let r = Registry::new();
         let t = Telemetry {
-            queue_waiting: gauge(&r, "helpline_queue_waiting", "Conversations waiting now", &["urgency", "channel"]),
-            queue_wait_seconds: histogram(&r, "helpline_queue_wait_seconds", "Time from queued to assigned", &["urgency", "channel"], wait_buckets()),
-            conversations_total: counter(&r, "helpline_conversations_total", "Conversations by outcome", &["channel", "outcome"]),
-            first_response_seconds: histogram(&r, "helpline_first_response_seconds", "Time from assigned to the first counsellor message", &["channel"], wait_buckets()),
-            counsellors: gauge(&r, "helpline_counsellors", "Counsellors by status", &["status"]),
-            messages_total: counter(&r, "helpline_messages_total", "Messages relayed", &["channel", "direction"]),
-            relay_seconds: histogram(&r, "helpline_relay_seconds", "Time from a message received to delivered to the other side", &["direction"], exponential_buckets(0.001, 2.0, 14).unwrap_or_default()),
+            queue_waiting: gauge(
+                &r,
+                "helpline_queue_waiting",
+                "Conversations waiting now",
+                &["urgency", "channel"],
+            ),
+            queue_wait_seconds: histogram(
+                &r,
+                "helpline_queue_wait_seconds",
+                "Time from queued to assigned",
+                &["urgency", "channel"],
+                wait_buckets(),
+            ),
+            conversations_total: counter(
+                &r,
+                "helpline_conversations_total",
+                "Conversations by outcome",
+                &["channel", "outcome"],
+            ),
+            first_response_seconds: histogram(
+                &r,
+                "helpline_first_response_seconds",
+                "Time from assigned to the first counsellor message",
+                &["channel"],
+                wait_buckets(),
+            ),
+            counsellors: gauge(
+                &r,
+                "helpline_counsellors",
+                "Counsellors by status",
+                &["status"],
+            ),
+            messages_total: counter(
+                &r,
+                "helpline_messages_total",
+                "Messages relayed",
+                &["channel", "direction"],
+            ),
+            relay_seconds: histogram(
+                &r,
+                "helpline_relay_seconds",
+                "Time from a message received to delivered to the other side",
+                &["direction"],
+                exponential_buckets(0.001, 2.0, 14).unwrap_or_default(),
+            ),
             offers_total: counter(&r, "helpline_offers_total", "Offers by result", &["result"]),
-            media_withheld_total: counter(&r, "helpline_media_withheld_total", "Media refused and not stored", &["channel"]),
-            webhook_rejected_total: counter(&r, "helpline_webhook_rejected_total", "Webhook calls refused", &["channel", "reason"]),
-            redis_errors_total: counter(&r, "helpline_redis_errors_total", "Failed Redis operations", &["op"]),
+            media_withheld_total: counter(
+                &r,
+                "helpline_media_withheld_total",
+                "Media refused and not stored",
+                &["channel"],
+            ),
+            webhook_rejected_total: counter(
+                &r,
+                "helpline_webhook_rejected_total",
+                "Webhook calls refused",
+                &["channel", "reason"],
+            ),
+            redis_errors_total: counter(
+                &r,
+                "helpline_redis_errors_total",
+                "Failed Redis operations",
+                &["op"],
+            ),
             registry: r,
         };
         for status in ["available", "away", "offline"] {
@@ -94,43 +158,82 @@ impl Telemetry {
             Event::Offer { conv, agent, .. } => {
                 tracing::info!(conversation = %conv, counsellor = %agent, "offered");
             }
-            Event::Revoked { conv, agent, reason } => {
+            Event::Revoked {
+                conv,
+                agent,
+                reason,
+            } => {
                 if matches!(reason.as_str(), "accepted" | "declined" | "timeout") {
                     self.offers_total.with_label_values(&[reason]).inc();
                 }
                 tracing::info!(conversation = %conv, counsellor = %agent, %reason, "offer ended");
             }
-            Event::Assigned { conv, agent, wait_ms, urgency, channel, first, .. } => {
+            Event::Assigned {
+                conv,
+                agent,
+                wait_ms,
+                urgency,
+                channel,
+                first,
+                ..
+            } => {
                 let wait = *wait_ms as f64 / 1000.0;
                 if *first {
-                    self.conversations_total.with_label_values(&[channel, "answered"]).inc();
+                    self.conversations_total
+                        .with_label_values(&[channel, "answered"])
+                        .inc();
                 }
-                self.queue_wait_seconds.with_label_values(&[urgency.as_str(), channel]).observe(wait);
+                self.queue_wait_seconds
+                    .with_label_values(&[urgency.as_str(), channel])
+                    .observe(wait);
                 tracing::info!(conversation = %conv, counsellor = %agent, wait_s = wait, "assigned");
             }
             Event::Transferred { conv, agent, lost } => {
                 tracing::info!(conversation = %conv, counsellor = %agent, lost, "back to the queue");
             }
-            Event::Ended { conv, reason, channel, answered, .. } => {
+            Event::Ended {
+                conv,
+                reason,
+                channel,
+                answered,
+                ..
+            } => {
                 let outcome = if *answered { "closed" } else { "abandoned" };
-                self.conversations_total.with_label_values(&[channel, outcome]).inc();
+                self.conversations_total
+                    .with_label_values(&[channel, outcome])
+                    .inc();
                 tracing::info!(conversation = %conv, %reason, outcome, "conversation ended");
             }
-            Event::Msg { f, channel, w, first_response_ms, .. } => {
+            Event::Msg {
+                f,
+                channel,
+                w,
+                first_response_ms,
+                ..
+            } => {
                 if !w {
                     let direction = if f == "contact" { "in" } else { "out" };
-                    self.messages_total.with_label_values(&[channel, direction]).inc();
+                    self.messages_total
+                        .with_label_values(&[channel, direction])
+                        .inc();
                 }
                 if let Some(ms) = first_response_ms {
                     let secs = *ms as f64 / 1000.0;
-                    self.first_response_seconds.with_label_values(&[channel]).observe(secs);
+                    self.first_response_seconds
+                        .with_label_values(&[channel])
+                        .observe(secs);
                 }
             }
             Event::Typing { .. } => {}
             Event::Status { agent, status } => {
                 tracing::info!(counsellor = %agent, %status, "status");
             }
-            Event::Urgency { conv, urgency, category, .. } => {
+            Event::Urgency {
+                conv,
+                urgency,
+                category,
+                ..
+            } => {
                 tracing::info!(conversation = %conv, urgency = urgency.as_str(), %category, "urgency changed");
             }
         }
@@ -142,7 +245,9 @@ impl Telemetry {
 
     /// A message reached the other side `ms` after it was stored.
     pub fn relayed(&self, direction: &'static str, ms: i64) {
-        self.relay_seconds.with_label_values(&[direction]).observe(ms.max(0) as f64 / 1000.0);
+        self.relay_seconds
+            .with_label_values(&[direction])
+            .observe(ms.max(0) as f64 / 1000.0);
     }
 
     /// The text exposition of every metric.
@@ -163,7 +268,9 @@ mod tests {
     #[test]
     fn every_contract_metric_is_exposed() {
         let t = Telemetry::new();
-        t.queue_waiting.with_label_values(&["normal", "webchat"]).set(1);
+        t.queue_waiting
+            .with_label_values(&["normal", "webchat"])
+            .set(1);
         t.observe(&Event::Assigned {
             conv: "c".into(),
             agent: "a".into(),
@@ -174,7 +281,12 @@ mod tests {
             first: true,
         });
         let text = t.render();
-        for name in ["helpline_queue_waiting", "helpline_queue_wait_seconds", "helpline_counsellors", "helpline_offers_total"] {
+        for name in [
+            "helpline_queue_waiting",
+            "helpline_queue_wait_seconds",
+            "helpline_counsellors",
+            "helpline_offers_total",
+        ] {
             assert!(text.contains(name), "{name} missing in {text}");
         }
     }

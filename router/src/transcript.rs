@@ -24,7 +24,11 @@ pub(crate) struct KeyCache {
 
 impl KeyCache {
     fn get(&self, conv: &str) -> Option<DataKey> {
-        self.keys.lock().unwrap_or_else(|p| p.into_inner()).get(conv).cloned()
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(conv)
+            .cloned()
     }
 
     pub(crate) fn put(&self, conv: &str, key: DataKey) {
@@ -36,7 +40,10 @@ impl KeyCache {
     }
 
     pub(crate) fn forget(&self, conv: &str) {
-        self.keys.lock().unwrap_or_else(|p| p.into_inner()).remove(conv);
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(conv);
     }
 }
 
@@ -49,19 +56,29 @@ impl Router {
         if let Some(key) = self.inner.keys.get(conv) {
             return Ok(key);
         }
-        let rec = self.guarded("conversation", self.store().conversation(conv)).await?;
+        let rec = self
+            .guarded("conversation", self.store().conversation(conv))
+            .await?;
         let wrapped = rec
             .as_ref()
             .and_then(|r| r.get("dek"))
             .ok_or(RouterError::UnknownConversation)?;
-        let wrapped = B64.decode(wrapped).map_err(|_| RouterError::Setup("stored key is not base64".into()))?;
+        let wrapped = B64
+            .decode(wrapped)
+            .map_err(|_| RouterError::Setup("stored key is not base64".into()))?;
         let key = self.inner.vault.unwrap_key(conv, &wrapped)?;
         self.inner.keys.put(conv, key.clone());
         Ok(key)
     }
 
     /// Seals `text` as message `seq` and returns it in base64, ready for the stream.
-    pub(crate) fn seal_message(&self, key: &DataKey, conv: &str, seq: u64, text: &str) -> Result<String, RouterError> {
+    pub(crate) fn seal_message(
+        &self,
+        key: &DataKey,
+        conv: &str,
+        seq: u64,
+        text: &str,
+    ) -> Result<String, RouterError> {
         let sealed = key.seal(conv, Purpose::Message, seq, text.as_bytes())?;
         Ok(B64.encode(sealed))
     }
@@ -73,7 +90,9 @@ impl Router {
         seq: u64,
         sealed_b64: &str,
     ) -> Result<String, RouterError> {
-        let sealed = B64.decode(sealed_b64).map_err(|_| RouterError::Vault(crate::vault::VaultError::Corrupt))?;
+        let sealed = B64
+            .decode(sealed_b64)
+            .map_err(|_| RouterError::Vault(crate::vault::VaultError::Corrupt))?;
         let clear = key.open(conv, Purpose::Message, seq, &sealed)?;
         Ok(String::from_utf8_lossy(&clear).into_owned())
     }
@@ -87,20 +106,46 @@ impl Router {
         with_whispers: bool,
     ) -> Result<Vec<Message>, RouterError> {
         let key = self.data_key(conv).await?;
-        let stored = self.guarded("history", self.store().messages(conv, after, HISTORY_LIMIT)).await?;
+        let stored = self
+            .guarded("history", self.store().messages(conv, after, HISTORY_LIMIT))
+            .await?;
         let mut out = Vec::with_capacity(stored.len());
         for m in stored.into_iter().filter(|m| with_whispers || !m.whisper) {
             let text = self.open_message(&key, conv, m.seq, &m.sealed)?;
-            out.push(Message { id: m.id, from: m.from, text, ts_ms: m.ts_ms, whisper: m.whisper });
+            out.push(Message {
+                id: m.id,
+                from: m.from,
+                text,
+                ts_ms: m.ts_ms,
+                whisper: m.whisper,
+            });
         }
         Ok(out)
     }
 
     /// Opens a live message event for delivery to a socket; `None` for other events.
     pub async fn open_event(&self, event: &Event) -> Result<Option<Message>, RouterError> {
-        let Event::Msg { conv, id, f, s, c, t, w, .. } = event else { return Ok(None) };
+        let Event::Msg {
+            conv,
+            id,
+            f,
+            s,
+            c,
+            t,
+            w,
+            ..
+        } = event
+        else {
+            return Ok(None);
+        };
         let key = self.data_key(conv).await?;
         let text = self.open_message(&key, conv, *s, c)?;
-        Ok(Some(Message { id: id.clone(), from: f.clone(), text, ts_ms: *t, whisper: *w }))
+        Ok(Some(Message {
+            id: id.clone(),
+            from: f.clone(),
+            text,
+            ts_ms: *t,
+            whisper: *w,
+        }))
     }
 }

@@ -38,17 +38,31 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
 /// Parses one text frame; the refusal says what was wrong and how to send it right.
 pub fn parse(text: &str) -> Result<ContactFrame, Refusal> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|_| Refusal::new("bad_frame", "a frame must be one JSON object with a \"type\""))?;
-    let kind = value.get("type").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| {
-        Refusal::new("bad_frame", "a frame must be one JSON object with a \"type\"")
+    let value: Value = serde_json::from_str(text).map_err(|_| {
+        Refusal::new(
+            "bad_frame",
+            "a frame must be one JSON object with a \"type\"",
+        )
     })?;
+    let kind = value
+        .get("type")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Refusal::new(
+                "bad_frame",
+                "a frame must be one JSON object with a \"type\"",
+            )
+        })?;
     let kind = kind.as_str();
     if !TYPES.contains(&kind) {
         return Err(Refusal::new(
@@ -66,7 +80,11 @@ pub fn parse(text: &str) -> Result<ContactFrame, Refusal> {
 
 /// A client message id: 1–64 characters of letters, digits, `-` and `_` (a UUID fits).
 pub fn valid_client_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 pub fn started(conversation: &str, token: &str) -> String {
@@ -78,7 +96,8 @@ pub fn resumed(conversation: &str) -> String {
 }
 
 pub fn queued(position: Option<u64>, estimated_wait_s: Option<u64>) -> String {
-    json!({"type": "queued", "position": position, "estimated_wait_s": estimated_wait_s}).to_string()
+    json!({"type": "queued", "position": position, "estimated_wait_s": estimated_wait_s})
+        .to_string()
 }
 
 pub fn assigned(counsellor: &str) -> String {
@@ -119,7 +138,10 @@ mod tests {
 
     #[test]
     fn parses_every_contact_frame() {
-        assert!(matches!(parse(r#"{"type":"start","lang":"ro"}"#), Ok(ContactFrame::Start { .. })));
+        assert!(matches!(
+            parse(r#"{"type":"start","lang":"ro"}"#),
+            Ok(ContactFrame::Start { .. })
+        ));
         assert!(matches!(
             parse(r#"{"type":"resume","token":"t","last_seen":"1-0"}"#),
             Ok(ContactFrame::Resume { .. })
@@ -128,15 +150,24 @@ mod tests {
             parse(r#"{"type":"message","text":"hi","client_msg_id":"a"}"#),
             Ok(ContactFrame::Message { .. })
         ));
-        assert!(matches!(parse(r#"{"type":"typing"}"#), Ok(ContactFrame::Typing {})));
-        assert!(matches!(parse(r#"{"type":"end"}"#), Ok(ContactFrame::End {})));
+        assert!(matches!(
+            parse(r#"{"type":"typing"}"#),
+            Ok(ContactFrame::Typing {})
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"end"}"#),
+            Ok(ContactFrame::End {})
+        ));
     }
 
     #[test]
     fn refusals_have_codes_and_never_echo_content() {
         assert_eq!(parse("not json").unwrap_err().code, "bad_frame");
         assert_eq!(parse("[1,2]").unwrap_err().code, "bad_frame");
-        assert_eq!(parse(r#"{"type":"photo"}"#).unwrap_err().code, "unknown_type");
+        assert_eq!(
+            parse(r#"{"type":"photo"}"#).unwrap_err().code,
+            "unknown_type"
+        );
         let r = parse(r#"{"type":"message","text":42,"client_msg_id":"CANARY"}"#).unwrap_err();
         assert_eq!(r.code, "bad_frame");
         assert!(!r.message.contains("CANARY"));

@@ -123,7 +123,10 @@ impl Webchat {
     ) -> Result<Session, Refusal> {
         if let Some(id) = &last_seen {
             if !is_stream_id(id) {
-                return Err(Refusal::new("bad_frame", "last_seen must be a message id you received"));
+                return Err(Refusal::new(
+                    "bad_frame",
+                    "last_seen must be a message id you received",
+                ));
             }
         }
         let (conv, rec) = self.router.resume(token).await.map_err(refusal_of)?;
@@ -203,12 +206,17 @@ impl Session {
 
     /// Brings the contact up to date from the stream and the conversation's state.
     async fn catch_up<S: FrameSocket>(&mut self, socket: &mut S) -> Result<(), Stop> {
-        let history = self.router.history(&self.conv, self.last_id.as_deref(), false).await;
+        let history = self
+            .router
+            .history(&self.conv, self.last_id.as_deref(), false)
+            .await;
         for m in history.unwrap_or_default() {
             send(socket, frames::message(&m)).await?;
             self.last_id = Some(m.id);
         }
-        let Ok((_, rec)) = self.conversation().await else { return Ok(()) };
+        let Ok((_, rec)) = self.conversation().await else {
+            return Ok(());
+        };
         match rec.state() {
             "queued" | "offered" => {
                 self.waiting = true;
@@ -239,10 +247,16 @@ impl Session {
     }
 
     async fn send_queue<S: FrameSocket>(&mut self, socket: &mut S) -> Result<(), Stop> {
-        let Ok(status) = self.router.queue_status(std::slice::from_ref(&self.conv)).await else {
+        let Ok(status) = self
+            .router
+            .queue_status(std::slice::from_ref(&self.conv))
+            .await
+        else {
             return Ok(());
         };
-        let Some(s) = status.into_iter().next() else { return Ok(()) };
+        let Some(s) = status.into_iter().next() else {
+            return Ok(());
+        };
         if s.state != "queued" && s.state != "offered" {
             return Ok(());
         }
@@ -293,7 +307,10 @@ impl Session {
                 Refusal::new("already_started", "this socket already has a conversation"),
                 None,
             ))),
-            ContactFrame::Message { text, client_msg_id } => {
+            ContactFrame::Message {
+                text,
+                client_msg_id,
+            } => {
                 let refused = self.on_message(socket, &text, &client_msg_id).await?;
                 Ok(refused.map(|r| (r, Some(client_msg_id))))
             }
@@ -306,7 +323,10 @@ impl Session {
                 Ok(None)
             }
             ContactFrame::End {} => {
-                let _ = self.router.end_by_contact(&self.conv, "contact_ended").await;
+                let _ = self
+                    .router
+                    .end_by_contact(&self.conv, "contact_ended")
+                    .await;
                 send(socket, frames::ended("contact_ended")).await?;
                 Err(Stop::Close(Close::NORMAL))
             }
@@ -339,12 +359,23 @@ impl Session {
         }
         if !self.within_rate(limits.messages_per_minute) {
             send(socket, self.notice("rate_limited", &[])).await?;
-            return Ok(Some(Refusal::new("rate_limited", "too many messages; wait a little and resend")));
+            return Ok(Some(Refusal::new(
+                "rate_limited",
+                "too many messages; wait a little and resend",
+            )));
         }
-        match self.router.contact_message(&self.conv, text, client_msg_id).await {
+        match self
+            .router
+            .contact_message(&self.conv, text, client_msg_id)
+            .await
+        {
             Ok(stored) => {
                 send(socket, frames::ack(client_msg_id, &stored.id)).await?;
-                if self.last_id.as_deref().is_none_or(|last| stream_id_after(&stored.id, last)) {
+                if self
+                    .last_id
+                    .as_deref()
+                    .is_none_or(|last| stream_id_after(&stored.id, last))
+                {
                     self.last_id = Some(stored.id);
                 }
                 Ok(None)
@@ -363,7 +394,11 @@ impl Session {
         self.sent_in_window <= per_minute
     }
 
-    async fn on_event<S: FrameSocket>(&mut self, socket: &mut S, event: &Event) -> Result<(), Stop> {
+    async fn on_event<S: FrameSocket>(
+        &mut self,
+        socket: &mut S,
+        event: &Event,
+    ) -> Result<(), Stop> {
         match event {
             Event::Assigned { display, .. } => {
                 self.waiting = false;
@@ -381,12 +416,20 @@ impl Session {
             }
             Event::Typing { .. } => send(socket, frames::typing()).await,
             Event::Msg { id, t, .. } => {
-                if self.last_id.as_deref().is_some_and(|last| !stream_id_after(id, last)) {
+                if self
+                    .last_id
+                    .as_deref()
+                    .is_some_and(|last| !stream_id_after(id, last))
+                {
                     return Ok(());
                 }
-                let Ok(Some(m)) = self.router.open_event(event).await else { return Ok(()) };
+                let Ok(Some(m)) = self.router.open_event(event).await else {
+                    return Ok(());
+                };
                 send(socket, frames::message(&m)).await?;
-                self.router.telemetry().relayed("out", helpline_router::conversation::now_ms() - t);
+                self.router
+                    .telemetry()
+                    .relayed("out", helpline_router::conversation::now_ms() - t);
                 self.last_id = Some(m.id);
                 Ok(())
             }
@@ -431,12 +474,17 @@ async fn send<S: FrameSocket>(socket: &mut S, frame: String) -> Result<(), Stop>
 fn refusal_of(e: RouterError) -> Refusal {
     match e {
         RouterError::Refused(code, message) => Refusal::new(code, message),
-        RouterError::Store(_) => {
-            Refusal::new("unavailable", "the helpline cannot store messages right now; resend in a moment")
+        RouterError::Store(_) => Refusal::new(
+            "unavailable",
+            "the helpline cannot store messages right now; resend in a moment",
+        ),
+        RouterError::UnknownConversation => {
+            Refusal::new("unknown_token", "that conversation is unknown; start again")
         }
-        RouterError::UnknownConversation => Refusal::new("unknown_token", "that conversation is unknown; start again"),
         RouterError::Ended => Refusal::new("ended", "the conversation is over"),
-        RouterError::Vault(_) | RouterError::Setup(_) => Refusal::new("internal", "something went wrong on our side"),
+        RouterError::Vault(_) | RouterError::Setup(_) => {
+            Refusal::new("internal", "something went wrong on our side")
+        }
     }
 }
 

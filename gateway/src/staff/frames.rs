@@ -9,11 +9,24 @@ use serde_json::{json, Value};
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StaffFrame {
-    Status { status: String },
-    Accept { conversation: String },
-    Decline { conversation: String },
-    Message { conversation: String, text: String, client_msg_id: String },
-    Urgency { conversation: String, level: String },
+    Status {
+        status: String,
+    },
+    Accept {
+        conversation: String,
+    },
+    Decline {
+        conversation: String,
+    },
+    Message {
+        conversation: String,
+        text: String,
+        client_msg_id: String,
+    },
+    Urgency {
+        conversation: String,
+        level: String,
+    },
     Transfer {
         conversation: String,
         #[serde(default)]
@@ -27,14 +40,18 @@ pub enum StaffFrame {
         #[serde(default)]
         tags: Vec<String>,
     },
-    Monitor { conversation: String },
+    Monitor {
+        conversation: String,
+    },
     Whisper {
         conversation: String,
         text: String,
         #[serde(default)]
         client_msg_id: Option<String>,
     },
-    Typing { conversation: String },
+    Typing {
+        conversation: String,
+    },
 }
 
 const TYPES: [&str; 10] = [
@@ -44,14 +61,24 @@ const TYPES: [&str; 10] = [
 
 /// Parses a staff frame into (code, message) on refusal; the message never echoes content.
 pub fn parse(text: &str) -> Result<StaffFrame, (&'static str, String)> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|_| ("bad_frame", "a frame must be one JSON object with a \"type\"".to_owned()))?;
+    let value: Value = serde_json::from_str(text).map_err(|_| {
+        (
+            "bad_frame",
+            "a frame must be one JSON object with a \"type\"".to_owned(),
+        )
+    })?;
     let kind = value.get("type").and_then(Value::as_str).map(str::to_owned);
     let Some(kind) = kind else {
-        return Err(("bad_frame", "a frame must be one JSON object with a \"type\"".into()));
+        return Err((
+            "bad_frame",
+            "a frame must be one JSON object with a \"type\"".into(),
+        ));
     };
     if !TYPES.contains(&kind.as_str()) {
-        return Err(("unknown_type", format!("unknown frame type; use one of {}", TYPES.join(", "))));
+        return Err((
+            "unknown_type",
+            format!("unknown frame type; use one of {}", TYPES.join(", ")),
+        ));
     }
     serde_json::from_value(value).map_err(|e| {
         let why = e.to_string();
@@ -62,7 +89,11 @@ pub fn parse(text: &str) -> Result<StaffFrame, (&'static str, String)> {
 
 /// A message as staff see it.
 pub fn message_json(conv: &str, m: &Message) -> Value {
-    let from = if m.whisper { "supervisor" } else { m.from.as_str() };
+    let from = if m.whisper {
+        "supervisor"
+    } else {
+        m.from.as_str()
+    };
     json!({"conversation": conv, "id": m.id, "from": from, "text": m.text, "ts": m.ts(), "whisper": m.whisper})
 }
 
@@ -74,7 +105,10 @@ pub fn message(conv: &str, m: &Message) -> String {
 
 /// A conversation with its history (for `hello`, `assigned` and `monitoring`).
 pub fn conversation_json(view: &ConversationView, history: &[Message]) -> Value {
-    let history: Vec<Value> = history.iter().map(|m| message_json(&view.conversation, m)).collect();
+    let history: Vec<Value> = history
+        .iter()
+        .map(|m| message_json(&view.conversation, m))
+        .collect();
     json!({
         "conversation": view.conversation,
         "alias": view.alias,
@@ -138,7 +172,10 @@ mod tests {
 
     #[test]
     fn parses_staff_frames_and_refuses_the_rest() {
-        assert!(matches!(parse(r#"{"type":"status","status":"available"}"#), Ok(StaffFrame::Status { .. })));
+        assert!(matches!(
+            parse(r#"{"type":"status","status":"available"}"#),
+            Ok(StaffFrame::Status { .. })
+        ));
         assert!(matches!(
             parse(r#"{"type":"transfer","conversation":"c","skills":["ru"]}"#),
             Ok(StaffFrame::Transfer { .. })

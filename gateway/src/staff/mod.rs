@@ -12,7 +12,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use helpline_adapters::{Close, FrameSocket, Inbound};
 use helpline_router::hub::Subscription;
-use helpline_router::{Account, Delivery, Event, Role, Router, RouterError, TransferTarget, Urgency};
+use helpline_router::{
+    Account, Delivery, Event, Role, Router, RouterError, TransferTarget, Urgency,
+};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -32,18 +34,30 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     if !auth::origin_allowed(&app, &headers, true) {
-        return ApiError::new(StatusCode::FORBIDDEN, "bad_origin", "open the console from the helpline's own address")
-            .into_response();
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_origin",
+            "open the console from the helpline's own address",
+        )
+        .into_response();
     }
     let account = match staff {
         Ok(Staff(a)) if a.role.answers() => a,
         Ok(_) => return ApiError::forbidden().into_response(),
         Err(e) => return e.into_response(),
     };
-    let (router, shutdown, tracker) = (app.router.clone(), app.shutdown.clone(), app.tracker.clone());
+    let (router, shutdown, tracker) = (
+        app.router.clone(),
+        app.shutdown.clone(),
+        app.tracker.clone(),
+    );
     tuned(ws, &app).on_upgrade(move |socket| {
         tracker.track_future(async move {
-            let mut session = Session { sub: router.hub().join_staff(&account.username), router, account };
+            let mut session = Session {
+                sub: router.hub().join_staff(&account.username),
+                router,
+                account,
+            };
             let mut socket = AxumSocket(socket);
             if let Some(close) = session.run(&mut socket, &shutdown).await {
                 socket.close(close).await;
@@ -79,12 +93,19 @@ impl From<RouterError> for Refusal {
 }
 
 fn refuse(code: &str, message: &str) -> Refusal {
-    Refusal { code: code.into(), message: message.into() }
+    Refusal {
+        code: code.into(),
+        message: message.into(),
+    }
 }
 
 impl Session {
     /// Runs until the socket closes; returns the close code when the server is the one closing.
-    async fn run(&mut self, socket: &mut AxumSocket, shutdown: &CancellationToken) -> Option<Close> {
+    async fn run(
+        &mut self,
+        socket: &mut AxumSocket,
+        shutdown: &CancellationToken,
+    ) -> Option<Close> {
         if let Err(close) = self.hello(socket).await {
             return closing(close);
         }
@@ -119,13 +140,18 @@ impl Session {
             Ok(d) => d,
             Err(e) => {
                 let r = Refusal::from(e);
-                self.say(socket, frames::error(&r.code, &r.message, None)).await?;
+                self.say(socket, frames::error(&r.code, &r.message, None))
+                    .await?;
                 return Err(Close::TRY_AGAIN);
             }
         };
         let mut conversations = Vec::new();
         for view in &desk.active {
-            let history = self.router.history(&view.conversation, None, true).await.unwrap_or_default();
+            let history = self
+                .router
+                .history(&view.conversation, None, true)
+                .await
+                .unwrap_or_default();
             conversations.push(frames::conversation_json(view, &history));
         }
         let hello = json!({
@@ -138,7 +164,11 @@ impl Session {
         });
         self.say(socket, hello.to_string()).await?;
         for view in &desk.offered {
-            self.say(socket, frames::offer(view, self.router.config().routing.offer_timeout_s)).await?;
+            self.say(
+                socket,
+                frames::offer(view, self.router.config().routing.offer_timeout_s),
+            )
+            .await?;
         }
         self.queue_summary(socket).await
     }
@@ -153,13 +183,18 @@ impl Session {
     async fn on_text(&mut self, socket: &mut AxumSocket, text: &str) -> Step {
         let frame = match frames::parse(text) {
             Ok(f) => f,
-            Err((code, message)) => return self.say(socket, frames::error(code, &message, None)).await,
+            Err((code, message)) => {
+                return self.say(socket, frames::error(code, &message, None)).await
+            }
         };
         let conv = frame_conversation(&frame).map(str::to_owned);
         match self.on_frame(frame).await {
             Ok(Some(reply)) => self.say(socket, reply).await,
             Ok(None) => Ok(()),
-            Err(r) => self.say(socket, frames::error(&r.code, &r.message, conv.as_deref())).await,
+            Err(r) => {
+                self.say(socket, frames::error(&r.code, &r.message, conv.as_deref()))
+                    .await
+            }
         }
     }
 
@@ -178,31 +213,61 @@ impl Session {
         match frame {
             StaffFrame::Status { status } => {
                 r.set_status(&me.username, &status).await?;
-                Ok(Some(json!({"type": "status", "status": status}).to_string()))
+                Ok(Some(
+                    json!({"type": "status", "status": status}).to_string(),
+                ))
             }
-            StaffFrame::Accept { conversation } => Ok(r.accept(&conversation, &me.username).await.map(|()| None)?),
-            StaffFrame::Decline { conversation } => Ok(r.decline(&conversation, &me.username).await.map(|()| None)?),
-            StaffFrame::Message { conversation, text, client_msg_id } => {
+            StaffFrame::Accept { conversation } => {
+                Ok(r.accept(&conversation, &me.username).await.map(|()| None)?)
+            }
+            StaffFrame::Decline { conversation } => Ok(r
+                .decline(&conversation, &me.username)
+                .await
+                .map(|()| None)?),
+            StaffFrame::Message {
+                conversation,
+                text,
+                client_msg_id,
+            } => {
                 check_text(r, &text, Some(&client_msg_id))?;
-                let stored = r.counsellor_message(&conversation, me, &text, &client_msg_id).await?;
+                let stored = r
+                    .counsellor_message(&conversation, me, &text, &client_msg_id)
+                    .await?;
                 Ok(Some(frames::ack(&client_msg_id, &stored.id)))
             }
-            StaffFrame::Urgency { conversation, level } => {
-                let level = Urgency::parse(&level)
-                    .ok_or_else(|| refuse("bad_frame", "level must be low, normal, high or critical"))?;
+            StaffFrame::Urgency {
+                conversation,
+                level,
+            } => {
+                let level = Urgency::parse(&level).ok_or_else(|| {
+                    refuse("bad_frame", "level must be low, normal, high or critical")
+                })?;
                 r.regrade(&conversation, me, level).await?;
                 Ok(None)
             }
-            StaffFrame::Transfer { conversation, skills, counsellor } => {
+            StaffFrame::Transfer {
+                conversation,
+                skills,
+                counsellor,
+            } => {
                 let target = match (skills, counsellor) {
                     (Some(s), None) if !s.is_empty() => TransferTarget::Skills(s),
                     (None, Some(c)) => TransferTarget::Counsellor(c),
-                    _ => return Err(refuse("bad_frame", "transfer needs either \"skills\" or \"counsellor\"")),
+                    _ => {
+                        return Err(refuse(
+                            "bad_frame",
+                            "transfer needs either \"skills\" or \"counsellor\"",
+                        ))
+                    }
                 };
                 r.transfer(&conversation, me, target).await?;
                 Ok(None)
             }
-            StaffFrame::Close { conversation, outcome, tags } => {
+            StaffFrame::Close {
+                conversation,
+                outcome,
+                tags,
+            } => {
                 r.close(&conversation, me, &outcome, &tags).await?;
                 Ok(None)
             }
@@ -210,11 +275,24 @@ impl Session {
                 self.supervisor()?;
                 let view = r.conversation_view(&conversation).await?;
                 let history = r.history(&conversation, None, true).await?;
-                r.audit(&me.username, "conversation.monitor", &conversation, "monitor").await?;
+                r.audit(
+                    &me.username,
+                    "conversation.monitor",
+                    &conversation,
+                    "monitor",
+                )
+                .await?;
                 self.sub.watch(&conversation);
-                Ok(Some(frames::with_type("monitoring", frames::conversation_json(&view, &history))))
+                Ok(Some(frames::with_type(
+                    "monitoring",
+                    frames::conversation_json(&view, &history),
+                )))
             }
-            StaffFrame::Whisper { conversation, text, client_msg_id } => {
+            StaffFrame::Whisper {
+                conversation,
+                text,
+                client_msg_id,
+            } => {
                 self.supervisor()?;
                 check_text(r, &text, client_msg_id.as_deref())?;
                 let id = client_msg_id.unwrap_or_default();
@@ -233,40 +311,87 @@ impl Session {
     async fn on_event(&mut self, socket: &mut AxumSocket, event: &Event) -> Step {
         let me = self.account.username.as_str();
         match event {
-            Event::Offer { conv, agent, expires_ms } if agent == me => {
-                let Ok(view) = self.router.conversation_view(conv).await else { return Ok(()) };
+            Event::Offer {
+                conv,
+                agent,
+                expires_ms,
+            } if agent == me => {
+                let Ok(view) = self.router.conversation_view(conv).await else {
+                    return Ok(());
+                };
                 let left = (expires_ms - helpline_router::conversation::now_ms()).max(0) / 1000;
-                self.say(socket, frames::offer(&view, u64::try_from(left).unwrap_or(0))).await
+                self.say(
+                    socket,
+                    frames::offer(&view, u64::try_from(left).unwrap_or(0)),
+                )
+                .await
             }
-            Event::Revoked { conv, agent, reason } if agent == me && reason != "accepted" => {
-                let reason = if reason == "declined" { "declined" } else { reason.as_str() };
+            Event::Revoked {
+                conv,
+                agent,
+                reason,
+            } if agent == me && reason != "accepted" => {
+                let reason = if reason == "declined" {
+                    "declined"
+                } else {
+                    reason.as_str()
+                };
                 self.say(socket, frames::offer_revoked(conv, reason)).await
             }
             Event::Assigned { conv, agent, .. } if agent == me => {
-                let Ok(view) = self.router.conversation_view(conv).await else { return Ok(()) };
-                let history = self.router.history(conv, None, true).await.unwrap_or_default();
-                self.say(socket, frames::with_type("assigned", frames::conversation_json(&view, &history))).await
+                let Ok(view) = self.router.conversation_view(conv).await else {
+                    return Ok(());
+                };
+                let history = self
+                    .router
+                    .history(conv, None, true)
+                    .await
+                    .unwrap_or_default();
+                self.say(
+                    socket,
+                    frames::with_type("assigned", frames::conversation_json(&view, &history)),
+                )
+                .await
             }
             Event::Transferred { conv, agent, .. } if agent == me => {
                 self.say(socket, frames::ended(conv, "transferred")).await
             }
-            Event::Ended { conv, reason, .. } => self.say(socket, frames::ended(conv, reason)).await,
+            Event::Ended { conv, reason, .. } => {
+                self.say(socket, frames::ended(conv, reason)).await
+            }
             Event::Msg { conv, f, t, .. } => {
-                let Ok(Some(m)) = self.router.open_event(event).await else { return Ok(()) };
+                let Ok(Some(m)) = self.router.open_event(event).await else {
+                    return Ok(());
+                };
                 if f == "contact" {
-                    self.router.telemetry().relayed("in", helpline_router::conversation::now_ms() - t);
+                    self.router
+                        .telemetry()
+                        .relayed("in", helpline_router::conversation::now_ms() - t);
                 }
                 self.say(socket, frames::message(conv, &m)).await
             }
-            Event::Urgency { conv, urgency, category, .. } => {
+            Event::Urgency {
+                conv,
+                urgency,
+                category,
+                ..
+            } => {
                 let frame = json!({"type": "urgency", "conversation": conv, "urgency": urgency, "category": category});
                 self.say(socket, frame.to_string()).await
             }
             Event::Status { agent, status } if agent == me => {
-                self.say(socket, json!({"type": "status", "status": status}).to_string()).await
+                self.say(
+                    socket,
+                    json!({"type": "status", "status": status}).to_string(),
+                )
+                .await
             }
             Event::Typing { conv, f, .. } if f == "contact" => {
-                self.say(socket, json!({"type": "typing", "conversation": conv}).to_string()).await
+                self.say(
+                    socket,
+                    json!({"type": "typing", "conversation": conv}).to_string(),
+                )
+                .await
             }
             _ => Ok(()),
         }
@@ -300,12 +425,22 @@ fn check_text(router: &Router, text: &str, client_msg_id: Option<&str>) -> Resul
         return Err(refuse("empty", "the message has no text"));
     }
     if text.len() > max {
-        return Err(Refusal { code: "too_long".into(), message: format!("at most {max} bytes a message") });
+        return Err(Refusal {
+            code: "too_long".into(),
+            message: format!("at most {max} bytes a message"),
+        });
     }
     if let Some(id) = client_msg_id {
-        let ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let ok = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !ok {
-            return Err(refuse("bad_frame", "client_msg_id must be 1-64 letters, digits, '-' or '_'"));
+            return Err(refuse(
+                "bad_frame",
+                "client_msg_id must be 1-64 letters, digits, '-' or '_'",
+            ));
         }
     }
     Ok(())

@@ -73,7 +73,11 @@ impl Store {
             username: username.to_owned(),
             role: get("role"),
             hash: get("hash"),
-            skills: get("skills").split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+            skills: get("skills")
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
             capacity: get("capacity").parse().unwrap_or(0),
             display_name: get("display_name"),
             disabled: get("disabled") == "1",
@@ -87,13 +91,19 @@ impl Store {
         Ok(names)
     }
 
-    pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<bool, StoreError> {
+    pub async fn set_user_disabled(
+        &self,
+        username: &str,
+        disabled: bool,
+    ) -> Result<bool, StoreError> {
         let key = self.keys.user(username);
         let mut conn = self.conn();
         if !conn.exists::<_, bool>(&key).await? {
             return Ok(false);
         }
-        let _: () = conn.hset(&key, "disabled", if disabled { "1" } else { "0" }).await?;
+        let _: () = conn
+            .hset(&key, "disabled", if disabled { "1" } else { "0" })
+            .await?;
         Ok(true)
     }
 
@@ -108,7 +118,10 @@ impl Store {
         let key = self.keys.session(token_hash);
         let created = now_ms.to_string();
         let _: () = redis::pipe()
-            .hset_multiple(&key, &[("username", username), ("created", created.as_str())])
+            .hset_multiple(
+                &key,
+                &[("username", username), ("created", created.as_str())],
+            )
             .expire(&key, idle_s as i64)
             .query_async(&mut self.conn())
             .await?;
@@ -149,7 +162,12 @@ impl Store {
         let _: String = redis::cmd("XADD")
             .arg(self.keys.audit())
             .arg("*")
-            .arg(&[("actor", actor), ("action", action), ("conv", conversation), ("reason", reason)])
+            .arg(&[
+                ("actor", actor),
+                ("action", action),
+                ("conv", conversation),
+                ("reason", reason),
+            ])
             .query_async(&mut self.conn())
             .await?;
         Ok(())
@@ -171,7 +189,12 @@ impl Store {
             .map(|e| {
                 let text = |k: &str| e.get::<String>(k).unwrap_or_default();
                 AuditEntry {
-                    ts_ms: e.id.split('-').next().and_then(|t| t.parse().ok()).unwrap_or(0),
+                    ts_ms: e
+                        .id
+                        .split('-')
+                        .next()
+                        .and_then(|t| t.parse().ok())
+                        .unwrap_or(0),
                     actor: text("actor"),
                     action: text("action"),
                     conversation: text("conv"),

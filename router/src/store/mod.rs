@@ -86,7 +86,10 @@ impl Store {
             settings: settings.into(),
             scripts: std::sync::Arc::new(Scripts::load()),
         };
-        store.ping().await.map_err(|e| StoreError::Unreachable(redact_url(url), e.to_string()))?;
+        store
+            .ping()
+            .await
+            .map_err(|e| StoreError::Unreachable(redact_url(url), e.to_string()))?;
         Ok(store)
     }
 
@@ -115,7 +118,10 @@ impl Store {
             inv.arg(*a);
         }
         let (status, events): (String, Vec<String>) = inv.invoke_async(&mut self.conn()).await?;
-        Ok(Outcome { status, events: events.iter().filter_map(|e| Event::parse(e)).collect() })
+        Ok(Outcome {
+            status,
+            events: events.iter().filter_map(|e| Event::parse(e)).collect(),
+        })
     }
 
     /// A new conversation joins the queue; `fields` are its routing fields (already sealed where
@@ -130,7 +136,8 @@ impl Store {
         let fields = fields.to_string();
         let resume_key = self.keys.resume(resume_hash);
         let ttl = resume_ttl_s.to_string();
-        self.run(&self.scripts.create, &[id, &fields, &resume_key, &ttl]).await
+        self.run(&self.scripts.create, &[id, &fields, &resume_key, &ttl])
+            .await
     }
 
     pub async fn accept(&self, conv: &str, agent: &str) -> Result<Outcome, StoreError> {
@@ -153,7 +160,11 @@ impl Store {
         outcome: &str,
         tags: &str,
     ) -> Result<Outcome, StoreError> {
-        self.run(&self.scripts.close, &[conv, by.unwrap_or(""), outcome, tags]).await
+        self.run(
+            &self.scripts.close,
+            &[conv, by.unwrap_or(""), outcome, tags],
+        )
+        .await
     }
 
     /// The contact left (`contact_ended`) or went silent (`inactive`).
@@ -182,7 +193,8 @@ impl Store {
         category: &str,
     ) -> Result<Outcome, StoreError> {
         let mode = if raise_only { "raise" } else { "set" };
-        self.run(&self.scripts.urgency, &[conv, level, mode, category]).await
+        self.run(&self.scripts.urgency, &[conv, level, mode, category])
+            .await
     }
 
     /// The next message sequence number of a conversation (its nonce: never reused under its key).
@@ -210,12 +222,20 @@ impl Store {
     ) -> Result<Appended, StoreError> {
         let mut inv = self.scripts.message.prepare_invoke();
         inv.arg(self.keys.prefix()).arg(&*self.settings);
-        inv.arg(conv).arg(from).arg(seq).arg(sealed_b64).arg(client_msg_id);
+        inv.arg(conv)
+            .arg(from)
+            .arg(seq)
+            .arg(sealed_b64)
+            .arg(client_msg_id);
         inv.arg(if whisper { "1" } else { "0" }).arg(staff);
         let (id, events, dup): (String, Vec<String>, i64) =
             inv.invoke_async(&mut self.conn()).await?;
         let events = events.iter().filter_map(|e| Event::parse(e)).collect();
-        Ok(Appended { id, duplicate: dup == 1, events })
+        Ok(Appended {
+            id,
+            duplicate: dup == 1,
+            events,
+        })
     }
 
     /// The periodic step: offer timeouts, lost counsellors, aging, relaxation, abandonment.
@@ -224,7 +244,11 @@ impl Store {
     }
 
     /// Tells Redis which counsellors and contacts this node holds sockets for.
-    pub async fn heartbeat(&self, agents: &[String], contacts: &[String]) -> Result<(), StoreError> {
+    pub async fn heartbeat(
+        &self,
+        agents: &[String],
+        contacts: &[String],
+    ) -> Result<(), StoreError> {
         if agents.is_empty() && contacts.is_empty() {
             return Ok(());
         }
@@ -260,6 +284,9 @@ impl Store {
         }
         let rows: Vec<(String, i64, i64)> = inv.invoke_async(&mut self.conn()).await?;
         let opt = |v: i64| u64::try_from(v).ok();
-        Ok(rows.into_iter().map(|(s, p, e)| (s, opt(p), opt(e))).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(s, p, e)| (s, opt(p), opt(e)))
+            .collect())
     }
 }

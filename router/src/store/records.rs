@@ -16,7 +16,10 @@ pub struct ConversationRecord {
 
 impl ConversationRecord {
     pub fn get(&self, field: &str) -> Option<&str> {
-        self.fields.get(field).map(String::as_str).filter(|v| !v.is_empty())
+        self.fields
+            .get(field)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn state(&self) -> &str {
@@ -64,7 +67,10 @@ impl Store {
         id: &str,
         fields: &[(&str, &str)],
     ) -> Result<(), StoreError> {
-        let _: () = self.conn().hset_multiple(self.keys.conv(id), fields).await?;
+        let _: () = self
+            .conn()
+            .hset_multiple(self.keys.conv(id), fields)
+            .await?;
         Ok(())
     }
 
@@ -142,12 +148,16 @@ impl Store {
     }
 
     pub async fn agent(&self, username: &str) -> Result<AgentRecord, StoreError> {
-        let (status, load, offers, capacity): (Option<String>, Option<u32>, Option<u32>, Option<u32>) =
-            redis::cmd("HMGET")
-                .arg(self.keys.agent(username))
-                .arg(&["status", "load", "offers", "capacity"])
-                .query_async(&mut self.conn())
-                .await?;
+        let (status, load, offers, capacity): (
+            Option<String>,
+            Option<u32>,
+            Option<u32>,
+            Option<u32>,
+        ) = redis::cmd("HMGET")
+            .arg(self.keys.agent(username))
+            .arg(&["status", "load", "offers", "capacity"])
+            .query_async(&mut self.conn())
+            .await?;
         Ok(AgentRecord {
             status: status.unwrap_or_else(|| "offline".into()),
             load: load.unwrap_or(0),
@@ -172,7 +182,10 @@ impl Store {
 
     /// Every queued conversation id with its first queue time (ms), oldest first.
     pub async fn waiting(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(self.conn().zrange_withscores(self.keys.waiting(), 0, -1).await?)
+        Ok(self
+            .conn()
+            .zrange_withscores(self.keys.waiting(), 0, -1)
+            .await?)
     }
 
     /// How many wait, and the oldest queue time (ms), in two cheap commands.
@@ -187,20 +200,28 @@ impl Store {
     }
 
     /// Many conversations' records in one round trip.
-    pub async fn conversations(&self, ids: &[String]) -> Result<Vec<ConversationRecord>, StoreError> {
+    pub async fn conversations(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<ConversationRecord>, StoreError> {
         let mut pipe = redis::pipe();
         for id in ids {
             pipe.hgetall(self.keys.conv(id));
         }
         let rows: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn()).await?;
-        Ok(rows.into_iter().map(|fields| ConversationRecord { fields }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|fields| ConversationRecord { fields })
+            .collect())
     }
 
     /// Many counsellors' routing state in one round trip.
     pub async fn agents(&self, usernames: &[String]) -> Result<Vec<AgentRecord>, StoreError> {
         let mut pipe = redis::pipe();
         for u in usernames {
-            pipe.cmd("HMGET").arg(self.keys.agent(u)).arg(&["status", "load", "offers", "capacity"]);
+            pipe.cmd("HMGET")
+                .arg(self.keys.agent(u))
+                .arg(&["status", "load", "offers", "capacity"]);
         }
         type Row = (Option<String>, Option<u32>, Option<u32>, Option<u32>);
         let rows: Vec<Row> = pipe.query_async(&mut self.conn()).await?;
