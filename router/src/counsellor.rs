@@ -59,6 +59,9 @@ impl Router {
             &account.display_name,
         );
         let status = self.guarded("register", register).await?;
+        // Seen at once, so a counsellor who drops within the first second is still re-queued.
+        let seen = store.heartbeat(std::slice::from_ref(&account.username), &[]);
+        self.guarded("heartbeat", seen).await?;
         let mut desk = self.desk(&account.username).await?;
         desk.status = status;
         Ok(desk)
