@@ -167,7 +167,13 @@ fn start_private_redis(data: &Path) -> Result<(Child, String), CliError> {
                 "no Redis answers and redis-server is not installed: run `sudo apt-get install redis-server` (or set HELPLINE_REDIS__URL)".into(),
             )
         })?;
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if std::time::Instant::now() > deadline {
+            return Err(CliError::Usage(format!("redis-server did not start on port {port}; see {}", dir.display())));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     Ok((child, format!("redis://127.0.0.1:{port}")))
 }
 

@@ -14,7 +14,9 @@ pub use keys::Keys;
 pub use records::{AgentRecord, ConversationRecord, StoredMessage};
 
 use helpline_config::redact_url;
-use redis::aio::ConnectionManager;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Serialize;
 
 use crate::error::StoreError;
@@ -74,7 +76,15 @@ impl Store {
         settings: &ScriptSettings,
     ) -> Result<Store, StoreError> {
         let client = redis::Client::open(url).map_err(|e| StoreError::connect(url, &e))?;
-        let conn = ConnectionManager::new(client.clone())
+        // Few quick retries: a node that cannot reach Redis says so at once, and a request during a
+        // failover fails fast (the caller answers "try again") instead of hanging a socket.
+        let manager = ConnectionManagerConfig::new()
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500))
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)));
+        let conn = ConnectionManager::new_with_config(client.clone(), manager)
             .await
             .map_err(|e| StoreError::connect(url, &e))?;
         let settings = serde_json::to_string(settings)

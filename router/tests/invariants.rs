@@ -1,0 +1,798 @@
+//! Property tests of the routing invariants (DESIGN.md, "Routing" and "Conversations"), driving the
+//! Redis `Store` directly with random sequences of arrivals, status changes, accepts, declines,
+//! closes, contact endings, transfers, urgency changes and sweeps, and reading the whole routing
+//! state back from Redis after every step:
+//!
+//! 1. no double assignment: an active conversation is held by exactly one counsellor, an offered one
+//!    is offered to exactly one;
+//! 2. capacity: a counsellor's active plus offered conversations never exceed their capacity, and
+//!    the `load` / `offers` counters match the sets;
+//! 3. no conversation lost: every conversation is in exactly one of queued (one queue and `waiting`),
+//!    offered, active, or ended (and then in no queue or offer set);
+//! 4. order: dispatch is work-conserving (no queued conversation is left while an available
+//!    counsellor with room and the skill, who has not passed on it, exists), and a counsellor is
+//!    never handed a conversation of a lower class than a queued one they could have taken.
+//!
+//! One private `redis-server` serves the whole test; each case uses its own key prefix.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use helpline_router::store::{ScriptSettings, Store};
+use helpline_router::Event;
+use proptest::prelude::*;
+use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
+use redis::aio::MultiplexedConnection;
+use serde_json::json;
+
+const LANGS: [&str; 3] = ["ro", "ru", "en"];
+const URGENCIES: [&str; 4] = ["low", "normal", "high", "critical"];
+const AGENT_SKILLS: [&str; 4] = ["ro", "ru", "ro,ru", "en"];
+const LONG_MS: u64 = 3_600_000;
+/// Must match `CLASS_SPAN` in common.lua: the class part of a queue score.
+const CLASS_SPAN: f64 = 1e13;
+
+// ---------------------------------------------------------------------------------------------
+// The private redis-server.
+
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .args(["--bind", "127.0.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is not installed (apt-get install redis-server)");
+        let server = RedisServer { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ready = TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && redis::Client::open(server.url())
+                    .and_then(|c| c.get_connection())
+                    .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+                    .is_ok();
+            if ready {
+                return server;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The generated cases.
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// A contact arrives: language `LANGS[lang]`, urgency `URGENCIES[urgency]`.
+    Arrive { lang: usize, urgency: usize },
+    Status { c: usize, available: bool },
+    /// Accepts an offer standing to `c` (pick among them), or a conversation not offered to `c`.
+    Accept { c: usize, pick: usize },
+    Decline { c: usize, pick: usize },
+    /// Closes an active conversation of `c`, or tries one that is not theirs.
+    Close { c: usize, pick: usize },
+    /// The contact of a conversation leaves.
+    End { pick: usize },
+    /// `c` hands an active conversation back to the queue (skills: its language).
+    Transfer { c: usize, pick: usize },
+    Urgency { pick: usize, level: usize, raise: bool },
+    Sweep,
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    auto: bool,
+    /// (capacity, index into `AGENT_SKILLS`) of counsellors c0, c1, ...
+    agents: Vec<(u32, usize)>,
+    ops: Vec<Op>,
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    let c = 0usize..5;
+    let pick = 0usize..64;
+    prop_oneof![
+        5 => (0usize..3, 0usize..4).prop_map(|(lang, urgency)| Op::Arrive { lang, urgency }),
+        4 => (c.clone(), prop::bool::weighted(0.75))
+            .prop_map(|(c, available)| Op::Status { c, available }),
+        4 => (c.clone(), pick.clone()).prop_map(|(c, pick)| Op::Accept { c, pick }),
+        3 => (c.clone(), pick.clone()).prop_map(|(c, pick)| Op::Decline { c, pick }),
+        3 => (c.clone(), pick.clone()).prop_map(|(c, pick)| Op::Close { c, pick }),
+        1 => pick.clone().prop_map(|pick| Op::End { pick }),
+        2 => (c, pick.clone()).prop_map(|(c, pick)| Op::Transfer { c, pick }),
+        2 => (pick, 0usize..4, any::<bool>())
+            .prop_map(|(pick, level, raise)| Op::Urgency { pick, level, raise }),
+        1 => Just(Op::Sweep),
+    ]
+}
+
+fn case_strategy() -> impl Strategy<Value = Case> {
+    (
+        any::<bool>(),
+        prop::collection::vec((1u32..=3, 0usize..AGENT_SKILLS.len()), 3..=5),
+        prop::collection::vec(op_strategy(), 20..=60),
+    )
+        .prop_map(|(auto, agents, ops)| Case { auto, agents, ops })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the routing state back.
+
+#[derive(Debug, Default)]
+struct AgentSnap {
+    hash: HashMap<String, String>,
+    convs: BTreeSet<String>,
+    offered: BTreeSet<String>,
+}
+
+impl AgentSnap {
+    fn num(&self, field: &str) -> i64 {
+        self.hash.get(field).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+
+    fn skills(&self) -> BTreeSet<String> {
+        split(self.hash.get("skills").map(String::as_str).unwrap_or(""))
+    }
+
+    fn status(&self) -> &str {
+        self.hash.get("status").map(String::as_str).unwrap_or("")
+    }
+}
+
+#[derive(Debug, Default)]
+struct Snapshot {
+    now: i64,
+    available: BTreeSet<String>,
+    sigs: BTreeSet<String>,
+    waiting: Vec<(String, f64)>,
+    offers: Vec<(String, f64)>,
+    /// signature -> queued ids with their scores
+    queues: BTreeMap<String, Vec<(String, f64)>>,
+    agents: BTreeMap<String, AgentSnap>,
+    convs: BTreeMap<String, HashMap<String, String>>,
+    passed: BTreeMap<String, HashMap<String, i64>>,
+}
+
+impl Snapshot {
+    fn conv_field(&self, id: &str, field: &str) -> Option<&str> {
+        self.convs.get(id).and_then(|h| h.get(field)).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    fn state(&self, id: &str) -> &str {
+        self.conv_field(id, "state").unwrap_or("<none>")
+    }
+
+    /// Counsellor `u` passed on conversation `id` and may not be offered it yet.
+    fn has_passed(&self, id: &str, u: &str) -> bool {
+        self.passed.get(id).and_then(|p| p.get(u)).is_some_and(|&until| until > self.now)
+    }
+
+    fn class(&self, id: &str) -> i64 {
+        class_rank(
+            self.conv_field(id, "urgency").unwrap_or("normal"),
+            self.conv_field(id, "aged").unwrap_or("0"),
+        )
+    }
+
+    fn queued(&self) -> Vec<&str> {
+        self.convs.keys().filter(|id| self.state(id) == "queued").map(String::as_str).collect()
+    }
+
+    /// `u` is available-status-wise and skill-wise allowed to take queued conversation `id`.
+    fn eligible(&self, u: &str, id: &str) -> bool {
+        let Some(a) = self.agents.get(u) else { return false };
+        let skills = a.skills();
+        let reqs = split(self.conv_field(id, "skills").unwrap_or(""));
+        reqs.iter().all(|r| skills.contains(r)) && !self.has_passed(id, u)
+    }
+
+    fn dump(&self) -> String {
+        let mut out = String::new();
+        for (u, a) in &self.agents {
+            let _ = writeln!(
+                out,
+                "  {u}: status={} cap={} skills={} load={} offers={} convs={:?} offered={:?}",
+                a.status(),
+                a.num("capacity"),
+                a.hash.get("skills").map(String::as_str).unwrap_or(""),
+                a.num("load"),
+                a.num("offers"),
+                a.convs,
+                a.offered,
+            );
+        }
+        for (id, h) in &self.convs {
+            let f = |k: &str| h.get(k).map(String::as_str).unwrap_or("-");
+            let _ = writeln!(
+                out,
+                "  {id}: state={} skills={} urgency={} counsellor={} offered_to={} passed={:?}",
+                f("state"),
+                f("skills"),
+                f("urgency"),
+                f("counsellor"),
+                f("offered_to"),
+                self.passed.get(id).map(|p| p.keys().collect::<BTreeSet<_>>()).unwrap_or_default(),
+            );
+        }
+        let ids = |v: &Vec<(String, f64)>| v.iter().map(|(i, _)| i.clone()).collect::<Vec<_>>();
+        for (sig, q) in &self.queues {
+            let _ = writeln!(out, "  queue:{sig} = {:?}", ids(q));
+        }
+        let _ = writeln!(out, "  waiting = {:?}", ids(&self.waiting));
+        let _ = writeln!(out, "  offers = {:?}", ids(&self.offers));
+        let _ = writeln!(out, "  available = {:?}, sigs = {:?}", self.available, self.sigs);
+        out
+    }
+}
+
+fn split(s: &str) -> BTreeSet<String> {
+    s.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect()
+}
+
+fn sig_of(skills: &str) -> String {
+    if skills.is_empty() {
+        "*".into()
+    } else {
+        skills.into()
+    }
+}
+
+/// As `class_rank` in common.lua: 0 critical .. 3 low, aging raises one class but never to critical.
+fn class_rank(urgency: &str, aged: &str) -> i64 {
+    let r = match urgency {
+        "critical" => 0,
+        "high" => 1,
+        "low" => 3,
+        _ => 2,
+    };
+    if aged == "1" && r > 1 {
+        r - 1
+    } else {
+        r
+    }
+}
+
+fn rank(urgency: &str) -> i64 {
+    class_rank(urgency, "0")
+}
+
+async fn snapshot(
+    conn: &mut MultiplexedConnection,
+    prefix: &str,
+    agents: &[String],
+    ids: &[String],
+) -> Result<Snapshot, redis::RedisError> {
+    let k = |s: &str| format!("{prefix}{s}");
+    type Globals = (
+        (i64, i64),
+        BTreeSet<String>,
+        BTreeSet<String>,
+        Vec<(String, f64)>,
+        Vec<(String, f64)>,
+        Vec<String>,
+    );
+    let (time, available, sigs, waiting, offers, queue_keys): Globals = redis::pipe()
+        .cmd("TIME")
+        .smembers(k("available"))
+        .smembers(k("sigs"))
+        .zrange_withscores(k("waiting"), 0, -1)
+        .zrange_withscores(k("offers"), 0, -1)
+        .keys(k("queue:*"))
+        .query_async(conn)
+        .await?;
+    let now = time.0 * 1000 + time.1 / 1000;
+
+    let mut pipe = redis::pipe();
+    for q in &queue_keys {
+        pipe.zrange_withscores(q, 0, -1);
+    }
+    let queue_rows: Vec<Vec<(String, f64)>> =
+        if queue_keys.is_empty() { Vec::new() } else { pipe.query_async(conn).await? };
+    let queues = queue_keys
+        .iter()
+        .map(|q| q[prefix.len() + "queue:".len()..].to_owned())
+        .zip(queue_rows)
+        .collect();
+
+    let mut pipe = redis::pipe();
+    for u in agents {
+        pipe.hgetall(k(&format!("agent:{u}")));
+    }
+    for id in ids {
+        pipe.hgetall(k(&format!("conv:{id}")));
+    }
+    for id in ids {
+        pipe.hgetall(k(&format!("passed:{id}")));
+    }
+    let mut hashes: Vec<HashMap<String, String>> = pipe.query_async(conn).await?;
+    let passed_rows = hashes.split_off(agents.len() + ids.len());
+    let conv_rows = hashes.split_off(agents.len());
+    let agent_rows = hashes;
+
+    let mut pipe = redis::pipe();
+    for u in agents {
+        pipe.smembers(k(&format!("agent:{u}:convs")));
+        pipe.smembers(k(&format!("agent:{u}:offered")));
+    }
+    let sets: Vec<BTreeSet<String>> = pipe.query_async(conn).await?;
+
+    let mut snap = Snapshot { now, available, sigs, waiting, offers, queues, ..Snapshot::default() };
+    for (i, (u, hash)) in agents.iter().zip(agent_rows).enumerate() {
+        let a = AgentSnap { hash, convs: sets[2 * i].clone(), offered: sets[2 * i + 1].clone() };
+        snap.agents.insert(u.clone(), a);
+    }
+    for (id, h) in ids.iter().zip(conv_rows) {
+        snap.convs.insert(id.clone(), h);
+    }
+    for (id, p) in ids.iter().zip(passed_rows) {
+        let p = p.into_iter().map(|(u, v)| (u, v.parse().unwrap_or(0))).collect();
+        snap.passed.insert(id.clone(), p);
+    }
+    Ok(snap)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The invariants.
+
+/// What the model knows independently of Redis: which conversations exist and which have ended.
+#[derive(Debug, Default)]
+struct Model {
+    ids: Vec<String>,
+    /// id -> the state it ended in (`closed` or `abandoned`)
+    ended: HashMap<String, &'static str>,
+}
+
+fn check_state(snap: &Snapshot, model: &Model) -> Result<(), String> {
+    // Capacity and counters (2), and the available set.
+    for (u, a) in &snap.agents {
+        let cap = a.num("capacity");
+        let (nc, no) = (a.convs.len() as i64, a.offered.len() as i64);
+        if nc + no > cap {
+            return Err(format!("{u} holds {nc} active + {no} offered > capacity {cap}"));
+        }
+        if a.num("load") != nc {
+            return Err(format!("{u}: load={} but {nc} active conversations", a.num("load")));
+        }
+        if a.num("offers") != no {
+            return Err(format!("{u}: offers={} but {no} standing offers", a.num("offers")));
+        }
+        if let Some(id) = a.convs.intersection(&a.offered).next() {
+            return Err(format!("{id} is both active with and offered to {u}"));
+        }
+        if (a.status() == "available") != snap.available.contains(u) {
+            return Err(format!("{u}: status {} but in available set: {}", a.status(), snap.available.contains(u)));
+        }
+    }
+
+    // Nothing in any routing set that this case did not create.
+    let known: BTreeSet<&str> = model.ids.iter().map(String::as_str).collect();
+    let mut members: Vec<(&str, String)> = Vec::new();
+    for (u, a) in &snap.agents {
+        members.extend(a.convs.iter().map(|id| (id.as_str(), format!("agent:{u}:convs"))));
+        members.extend(a.offered.iter().map(|id| (id.as_str(), format!("agent:{u}:offered"))));
+    }
+    for (sig, q) in &snap.queues {
+        members.extend(q.iter().map(|(id, _)| (id.as_str(), format!("queue:{sig}"))));
+    }
+    members.extend(snap.waiting.iter().map(|(id, _)| (id.as_str(), "waiting".to_owned())));
+    members.extend(snap.offers.iter().map(|(id, _)| (id.as_str(), "offers".to_owned())));
+    if let Some((id, set)) = members.iter().find(|(id, _)| !known.contains(id)) {
+        return Err(format!("{set} holds unknown conversation {id}"));
+    }
+    let nonempty: BTreeSet<String> =
+        snap.queues.iter().filter(|(_, q)| !q.is_empty()).map(|(s, _)| s.clone()).collect();
+    if nonempty != snap.sigs {
+        return Err(format!("sigs {:?} but non-empty queues {:?}", snap.sigs, nonempty));
+    }
+
+    // Every conversation in exactly one place (1, 3).
+    for id in &model.ids {
+        let state = snap.state(id);
+        let holders: Vec<&str> = snap
+            .agents
+            .iter()
+            .filter(|(_, a)| a.convs.contains(id))
+            .map(|(u, _)| u.as_str())
+            .collect();
+        let offered_to: Vec<&str> = snap
+            .agents
+            .iter()
+            .filter(|(_, a)| a.offered.contains(id))
+            .map(|(u, _)| u.as_str())
+            .collect();
+        let in_queues: Vec<(&str, f64)> = snap
+            .queues
+            .iter()
+            .filter_map(|(s, q)| q.iter().find(|(i, _)| i == id).map(|(_, sc)| (s.as_str(), *sc)))
+            .collect();
+        let waiting = snap.waiting.iter().find(|(i, _)| i == id).map(|(_, s)| *s);
+        let in_offers = snap.offers.iter().any(|(i, _)| i == id);
+        let place = format!(
+            "{id} (state {state}): active with {holders:?}, offered to {offered_to:?}, \
+             queues {in_queues:?}, waiting {waiting:?}, in offers {in_offers}"
+        );
+        match state {
+            "queued" => {
+                let sig = sig_of(snap.conv_field(id, "skills").unwrap_or(""));
+                let ok = holders.is_empty()
+                    && offered_to.is_empty()
+                    && !in_offers
+                    && in_queues.len() == 1
+                    && in_queues[0].0 == sig
+                    && waiting.is_some();
+                if !ok {
+                    return Err(format!("queued conversation misplaced: {place}"));
+                }
+                let class = (in_queues[0].1 / CLASS_SPAN).floor() as i64;
+                if class != snap.class(id) {
+                    return Err(format!(
+                        "{id} is queued in class {class} but its urgency gives {}",
+                        snap.class(id)
+                    ));
+                }
+                let queued_at: f64 =
+                    snap.conv_field(id, "queued_at").and_then(|v| v.parse().ok()).unwrap_or(-1.0);
+                if waiting != Some(queued_at) {
+                    return Err(format!("{id}: waiting score {waiting:?} != queued_at {queued_at}"));
+                }
+                if snap.conv_field(id, "counsellor").is_some()
+                    || snap.conv_field(id, "offered_to").is_some()
+                {
+                    return Err(format!("queued {id} still names a counsellor: {place}"));
+                }
+            }
+            "offered" => {
+                let to = snap.conv_field(id, "offered_to");
+                let ok = holders.is_empty()
+                    && offered_to.len() == 1
+                    && to == Some(offered_to[0])
+                    && in_offers
+                    && in_queues.is_empty()
+                    && waiting.is_none();
+                if !ok {
+                    return Err(format!("offered conversation misplaced (offered_to {to:?}): {place}"));
+                }
+            }
+            "active" => {
+                let by = snap.conv_field(id, "counsellor");
+                let ok = holders.len() == 1
+                    && by == Some(holders[0])
+                    && offered_to.is_empty()
+                    && !in_offers
+                    && in_queues.is_empty()
+                    && waiting.is_none();
+                if !ok {
+                    return Err(format!("active conversation misplaced (counsellor {by:?}): {place}"));
+                }
+            }
+            "closed" | "abandoned" => {
+                let ok = holders.is_empty()
+                    && offered_to.is_empty()
+                    && !in_offers
+                    && in_queues.is_empty()
+                    && waiting.is_none();
+                if !ok {
+                    return Err(format!("ended conversation still routed: {place}"));
+                }
+            }
+            other => return Err(format!("{id} is in unknown state {other}: {place}")),
+        }
+        match model.ended.get(id.as_str()) {
+            Some(&expected) if expected != state => {
+                return Err(format!("{id} ended as {expected} but is now {state}"));
+            }
+            None if !matches!(state, "queued" | "offered" | "active") => {
+                return Err(format!("{id} is {state} though nobody ended it"));
+            }
+            _ => {}
+        }
+    }
+
+    // Work-conserving (4): no available counsellor with room could take a queued conversation.
+    for (u, a) in &snap.agents {
+        if a.status() != "available" || snap.available.get(u).is_none() {
+            continue;
+        }
+        let room = a.num("capacity") - a.num("load") - a.num("offers");
+        if room <= 0 {
+            continue;
+        }
+        if let Some(id) = snap.queued().into_iter().find(|id| snap.eligible(u, id)) {
+            return Err(format!(
+                "not work-conserving: {id} (skills {}) is queued while {u} is available with room \
+                 {room}, skills {:?}, and has not passed on it",
+                snap.conv_field(id, "skills").unwrap_or(""),
+                a.skills()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Strict class order (4): the conversations a dispatch handed out in this step are never of a
+/// lower class than a conversation still queued that the same counsellor could have taken.
+fn check_order(snap: &Snapshot, events: &[Event], auto: bool, dispatched: bool) -> Result<(), String> {
+    for ev in events {
+        let (conv, agent) = match ev {
+            Event::Offer { conv, agent, .. } => {
+                if auto {
+                    return Err(format!("an offer ({conv} to {agent}) in auto mode"));
+                }
+                (conv, agent)
+            }
+            Event::Assigned { conv, agent, .. } => {
+                if !auto && dispatched {
+                    return Err(format!("{conv} assigned to {agent} without an offer in offer mode"));
+                }
+                (conv, agent)
+            }
+            _ => continue,
+        };
+        if !dispatched {
+            continue;
+        }
+        // What the dispatch decided is what stands now (one dispatch per script, at its end).
+        let (want_state, field) = if auto { ("active", "counsellor") } else { ("offered", "offered_to") };
+        if snap.state(conv) != want_state || snap.conv_field(conv, field) != Some(agent.as_str()) {
+            return Err(format!(
+                "event says {conv} went to {agent} but it is {} ({field} {:?})",
+                snap.state(conv),
+                snap.conv_field(conv, field)
+            ));
+        }
+        let given = snap.class(conv);
+        for z in snap.queued() {
+            if snap.eligible(agent, z) && snap.class(z) < given {
+                return Err(format!(
+                    "class order: {agent} got {conv} (class {given}) while {z} (class {}, skills {}) \
+                     stayed queued and {agent} could take it",
+                    snap.class(z),
+                    snap.conv_field(z, "skills").unwrap_or("")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running one case.
+
+static CASES: AtomicU64 = AtomicU64::new(0);
+
+fn fail(msg: String) -> TestCaseError {
+    TestCaseError::fail(msg)
+}
+
+async fn run_case(url: &str, mut conn: MultiplexedConnection, case: Case) -> Result<(), TestCaseError> {
+    let n = CASES.fetch_add(1, Ordering::SeqCst);
+    let prefix = format!("t{n}:");
+    let settings = ScriptSettings {
+        assignment: if case.auto { "auto" } else { "offer" },
+        offer_timeout_ms: LONG_MS,
+        lapses_before_away: 2,
+        agent_grace_ms: LONG_MS,
+        aging_ms: 0,
+        relax_topic_ms: 0,
+        relax_language_ms: 0,
+        abandon_ms: LONG_MS,
+    };
+    let store = Store::connect(url, &prefix, &settings).await.map_err(|e| fail(e.to_string()))?;
+    let agents: Vec<String> = (0..case.agents.len()).map(|i| format!("c{i}")).collect();
+    for (u, &(cap, skills)) in agents.iter().zip(&case.agents) {
+        let status = store
+            .register_agent(u, cap, AGENT_SKILLS[skills], &format!("Counsellor {u}"))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        prop_assert_eq!(status, "away");
+    }
+
+    let mut model = Model::default();
+    let mut snap = snapshot(&mut conn, &prefix, &agents, &model.ids).await?;
+    for (step, op) in case.ops.iter().enumerate() {
+        let ctx = |what: String, state: &Snapshot| {
+            format!(
+                "step {step} {op:?} (prefix {prefix}, {} mode): {what}\nops up to here: {:?}\n\
+                 state after the step:\n{}",
+                if case.auto { "auto" } else { "offer" },
+                &case.ops[..=step],
+                state.dump()
+            )
+        };
+        let agent = |c: usize| agents[c % agents.len()].as_str();
+        let pick = |p: usize| -> String {
+            if model.ids.is_empty() {
+                "nope".to_owned()
+            } else {
+                model.ids[p % model.ids.len()].clone()
+            }
+        };
+        // The outcome, the status it must have, whether the script ran a dispatch, and the
+        // conversation it was about.
+        let (outcome, expected, dispatched, target) = match *op {
+            Op::Arrive { lang, urgency } => {
+                let id = format!("k{:02}", model.ids.len());
+                let fields = json!({
+                    "channel": "webchat", "lang": LANGS[lang], "topic": "", "skills": LANGS[lang],
+                    "alias": "A", "pseudonym": "p", "dek": "x", "urgency": URGENCIES[urgency],
+                });
+                let out = store.create_conversation(&id, &fields, &format!("h-{id}"), 60).await;
+                model.ids.push(id.clone());
+                (out, "ok".to_owned(), true, Some(id))
+            }
+            Op::Status { c, available } => {
+                let status = if available { "available" } else { "away" };
+                (store.set_status(agent(c), status).await, "ok".to_owned(), true, None)
+            }
+            Op::Accept { c, pick: p } | Op::Decline { c, pick: p } => {
+                let u = agent(c);
+                let (_, mut offered) =
+                    store.agent_conversations(u).await.map_err(|e| fail(e.to_string()))?;
+                offered.sort();
+                let (id, expected) = if offered.is_empty() {
+                    (pick(p), "not_offered")
+                } else {
+                    (offered[p % offered.len()].clone(), "ok")
+                };
+                let out = if matches!(op, Op::Accept { .. }) {
+                    store.accept(&id, u).await
+                } else {
+                    store.decline(&id, u).await
+                };
+                let dispatched = matches!(op, Op::Decline { .. });
+                (out, expected.to_owned(), dispatched, Some(id))
+            }
+            Op::Close { c, pick: p } | Op::Transfer { c, pick: p } => {
+                let u = agent(c);
+                let (mut active, _) =
+                    store.agent_conversations(u).await.map_err(|e| fail(e.to_string()))?;
+                active.sort();
+                let (id, expected) = if active.is_empty() {
+                    let id = pick(p);
+                    let expected = if snap.state(&id) != "active" { "not_active" } else { "not_yours" };
+                    (id, expected)
+                } else {
+                    (active[p % active.len()].clone(), "ok")
+                };
+                let out = if matches!(op, Op::Close { .. }) {
+                    store.close(&id, Some(u), "resolved", "").await
+                } else {
+                    let lang = snap.conv_field(&id, "lang").unwrap_or("ro").to_owned();
+                    store.transfer(&id, Some(u), &lang, None).await
+                };
+                (out, expected.to_owned(), true, Some(id))
+            }
+            Op::End { pick: p } => {
+                let id = pick(p);
+                let live = matches!(snap.state(&id), "queued" | "offered" | "active");
+                let expected = if live { "ok" } else { "not_live" };
+                (store.end_conversation(&id, "contact_ended").await, expected.to_owned(), true, Some(id))
+            }
+            Op::Urgency { pick: p, level, raise } => {
+                let id = pick(p);
+                let live = matches!(snap.state(&id), "queued" | "offered" | "active");
+                let current = snap.conv_field(&id, "urgency").unwrap_or("normal");
+                let level = URGENCIES[level];
+                let expected = if !live {
+                    "not_live"
+                } else if (raise && rank(level) >= rank(current)) || level == current {
+                    "unchanged"
+                } else {
+                    "ok"
+                };
+                let category = if raise { "self_harm" } else { "" };
+                let out = store.set_urgency(&id, level, raise, category).await;
+                (out, expected.to_owned(), false, Some(id))
+            }
+            Op::Sweep => (store.sweep().await, "ok".to_owned(), true, None),
+        };
+        let outcome = outcome.map_err(|e| fail(format!("step {step} {op:?}: store error {e}")))?;
+        let before = std::mem::take(&mut snap);
+        snap = snapshot(&mut conn, &prefix, &agents, &model.ids).await?;
+        if outcome.status != expected {
+            return Err(fail(ctx(
+                format!(
+                    "status {:?}, expected {expected:?} (target {target:?} was {} before)",
+                    outcome.status,
+                    target.as_deref().map(|t| before.state(t)).unwrap_or("-")
+                ),
+                &snap,
+            )));
+        }
+
+        // What the step must have done to its conversation.
+        if let (Some(id), true) = (target.as_deref(), outcome.is_ok()) {
+            let u = match *op {
+                Op::Accept { c, .. }
+                | Op::Decline { c, .. }
+                | Op::Close { c, .. }
+                | Op::Transfer { c, .. } => agent(c),
+                _ => "",
+            };
+            let state = snap.state(id);
+            let wrong = match op {
+                Op::Accept { .. } => {
+                    (state != "active" || snap.conv_field(id, "counsellor") != Some(u))
+                        .then(|| format!("{id} accepted by {u} but is {state}"))
+                }
+                Op::Decline { .. } => {
+                    let again = state == "offered" && snap.conv_field(id, "offered_to") == Some(u);
+                    (again || !snap.has_passed(id, u))
+                        .then(|| format!("{id} declined by {u} but offered again or not passed"))
+                }
+                Op::Close { .. } => {
+                    model.ended.insert(id.to_owned(), "closed");
+                    None
+                }
+                Op::End { .. } => {
+                    let end = if before.state(id) == "active" { "closed" } else { "abandoned" };
+                    model.ended.insert(id.to_owned(), end);
+                    None
+                }
+                Op::Urgency { level, .. } => (snap.conv_field(id, "urgency") != Some(URGENCIES[*level]))
+                    .then(|| format!("{id} urgency not set")),
+                _ => None,
+            };
+            if let Some(wrong) = wrong {
+                return Err(fail(ctx(wrong, &snap)));
+            }
+        }
+
+        if let Err(violation) = check_state(&snap, &model) {
+            return Err(fail(ctx(violation, &snap)));
+        }
+        if let Err(violation) = check_order(&snap, &outcome.events, case.auto, dispatched) {
+            return Err(fail(ctx(format!("{violation}; events {:?}", outcome.events), &snap)));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn routing_invariants_hold_under_random_operations() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let conn = rt
+        .block_on(async { redis::Client::open(url.as_str())?.get_multiplexed_async_connection().await })
+        .expect("a connection to the private redis-server");
+
+    let config = RunnerConfig {
+        cases: 40,
+        failure_persistence: None,
+        max_shrink_iters: 2000,
+        ..RunnerConfig::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&case_strategy(), |case| rt.block_on(run_case(&url, conn.clone(), case)));
+    drop(server);
+    if let Err(err) = result {
+        panic!("{err}");
+    }
+}
