@@ -16,7 +16,10 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
 }
 
 /// The `helpline` binary built by `cargo test` (the gateway's own integration tests make cargo build
@@ -45,10 +48,20 @@ impl Redis {
 
     pub fn start_with(extra: &[&str]) -> Result<Redis> {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("helpline-test-redis-{port}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("helpline-test-redis-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(&dir)
             .args(extra)
@@ -67,7 +80,10 @@ impl Redis {
 
     /// Runs redis-cli against this server and returns its output.
     pub fn cli(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new("redis-cli").args(["-p", &self.port.to_string()]).args(args).output()?;
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
@@ -135,8 +151,14 @@ impl Gateway {
         let mut env: Vec<(String, String)> = vec![
             ("HELPLINE_REDIS__URL".into(), redis_url.into()),
             ("HELPLINE_SECURITY__MASTER_KEY".into(), MASTER_KEY.into()),
-            ("HELPLINE_SERVER__LISTEN".into(), format!("127.0.0.1:{port}")),
-            ("HELPLINE_SERVER__PUBLIC_URL".into(), format!("http://127.0.0.1:{port}")),
+            (
+                "HELPLINE_SERVER__LISTEN".into(),
+                format!("127.0.0.1:{port}"),
+            ),
+            (
+                "HELPLINE_SERVER__PUBLIC_URL".into(),
+                format!("http://127.0.0.1:{port}"),
+            ),
         ];
         for (k, v) in settings {
             env.push(((*k).into(), (*v).into()));
@@ -150,7 +172,13 @@ impl Gateway {
             .stderr(std::fs::File::create(&log)?)
             .spawn()
             .with_context(|| format!("cannot start {}", binary().display()))?;
-        let gw = Gateway { child, port, redis_url: redis_url.into(), env, log };
+        let gw = Gateway {
+            child,
+            port,
+            redis_url: redis_url.into(),
+            env,
+            log,
+        };
         gw.wait_ready()?;
         Ok(gw)
     }
@@ -180,7 +208,16 @@ impl Gateway {
     /// Creates a staff account.
     pub fn add_user(&self, username: &str, role: &str, skills: &str, capacity: u32) -> Result<()> {
         let cap = capacity.to_string();
-        let mut args = vec!["user", "add", "--username", username, "--role", role, "--capacity", &cap];
+        let mut args = vec![
+            "user",
+            "add",
+            "--username",
+            username,
+            "--role",
+            role,
+            "--capacity",
+            &cap,
+        ];
         if !skills.is_empty() {
             args.extend(["--skills", skills]);
         }
@@ -194,7 +231,9 @@ impl Gateway {
 
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
         Ok(self.child.wait()?)
     }
 
@@ -217,7 +256,11 @@ impl Drop for Gateway {
 pub const PASSWORD: &str = "a long test password";
 
 /// Runs `helpline ARGS` with `env`, feeding `stdin`.
-pub fn run_cli(env: &[(String, String)], args: &[&str], stdin: Option<&str>) -> Result<std::process::Output> {
+pub fn run_cli(
+    env: &[(String, String)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<std::process::Output> {
     use std::io::Write;
     let mut child = Command::new(binary())
         .args(args)
@@ -261,11 +304,16 @@ impl Client {
             req.headers_mut().insert("Cookie", c.parse()?);
         }
         let (ws, _) = tokio_tungstenite::connect_async(req).await?;
-        Ok(Client { ws, backlog: Vec::new() })
+        Ok(Client {
+            ws,
+            backlog: Vec::new(),
+        })
     }
 
     pub async fn send(&mut self, frame: Value) -> Result<()> {
-        self.ws.send(Message::Text(frame.to_string().into())).await?;
+        self.ws
+            .send(Message::Text(frame.to_string().into()))
+            .await?;
         Ok(())
     }
 
@@ -303,22 +351,35 @@ impl Client {
         timeout: Duration,
         pred: impl Fn(&Value) -> bool,
     ) -> Result<Value> {
-        if let Some(i) = self.backlog.iter().position(|f| f["type"] == kind && pred(f)) {
+        if let Some(i) = self
+            .backlog
+            .iter()
+            .position(|f| f["type"] == kind && pred(f))
+        {
             return Ok(self.backlog.remove(i));
         }
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                bail!("no {kind} frame within {timeout:?}; unmatched frames: {:?}", self.backlog);
+                bail!(
+                    "no {kind} frame within {timeout:?}; unmatched frames: {:?}",
+                    self.backlog
+                );
             }
             let msg = match tokio::time::timeout(left, self.ws.next()).await {
-                Err(_) => bail!("no {kind} frame within {timeout:?}; unmatched frames: {:?}", self.backlog),
+                Err(_) => bail!(
+                    "no {kind} frame within {timeout:?}; unmatched frames: {:?}",
+                    self.backlog
+                ),
                 Ok(m) => m,
             };
             match msg {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
-                    bail!("socket closed while waiting for {kind}; unmatched frames: {:?}", self.backlog)
+                    bail!(
+                        "socket closed while waiting for {kind}; unmatched frames: {:?}",
+                        self.backlog
+                    )
                 }
                 Some(Ok(Message::Text(t))) => {
                     let v: Value = serde_json::from_str(&t)?;
@@ -345,7 +406,9 @@ impl Client {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let msg = tokio::time::timeout(left, self.ws.next()).await.map_err(|_| anyhow!("still open"))?;
+            let msg = tokio::time::timeout(left, self.ws.next())
+                .await
+                .map_err(|_| anyhow!("still open"))?;
             match msg {
                 None | Some(Err(_)) => return Ok(None),
                 Some(Ok(Message::Close(frame))) => return Ok(frame.map(|f| u16::from(f.code))),
@@ -381,7 +444,11 @@ pub async fn login(gw: &Gateway, username: &str) -> Result<String> {
 
 /// A GET with a session cookie; returns (status, JSON body or Null).
 pub async fn get(gw: &Gateway, path: &str, cookie: &str) -> Result<(u16, Value)> {
-    let res = reqwest::Client::new().get(format!("{}{}", gw.base(), path)).header("Cookie", cookie).send().await?;
+    let res = reqwest::Client::new()
+        .get(format!("{}{}", gw.base(), path))
+        .header("Cookie", cookie)
+        .send()
+        .await?;
     let status = res.status().as_u16();
     let body = res.json().await.unwrap_or(Value::Null);
     Ok((status, body))
@@ -401,7 +468,10 @@ impl Contact {
         client.send(json!({"type": "start", "lang": lang})).await?;
         let started = client.expect("started", SECS_5).await?;
         Ok(Contact {
-            conversation: started["conversation"].as_str().unwrap_or_default().to_owned(),
+            conversation: started["conversation"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
             token: started["token"].as_str().unwrap_or_default().to_owned(),
             client,
         })
@@ -410,8 +480,13 @@ impl Contact {
     /// Sends a message and waits for its ack; returns the stored id.
     pub async fn say(&mut self, text: &str) -> Result<String> {
         let id = uuid();
-        self.client.send(json!({"type": "message", "text": text, "client_msg_id": id})).await?;
-        let ack = self.client.expect_where("ack", SECS_5, |f| f["client_msg_id"] == id.as_str()).await?;
+        self.client
+            .send(json!({"type": "message", "text": text, "client_msg_id": id}))
+            .await?;
+        let ack = self
+            .client
+            .expect_where("ack", SECS_5, |f| f["client_msg_id"] == id.as_str())
+            .await?;
         Ok(ack["id"].as_str().unwrap_or_default().to_owned())
     }
 }
@@ -428,11 +503,17 @@ impl Staff {
         let cookie = login(gw, username).await?;
         let mut client = Client::staff(gw, &cookie).await?;
         let hello = client.expect("hello", SECS_5).await?;
-        Ok(Staff { client, cookie, hello })
+        Ok(Staff {
+            client,
+            cookie,
+            hello,
+        })
     }
 
     pub async fn available(&mut self) -> Result<()> {
-        self.client.send(json!({"type": "status", "status": "available"})).await?;
+        self.client
+            .send(json!({"type": "status", "status": "available"}))
+            .await?;
         self.client.expect("status", SECS_5).await?;
         Ok(())
     }
@@ -440,18 +521,30 @@ impl Staff {
     /// Waits for an offer, accepts it, and waits for the assignment; returns the `assigned` frame.
     pub async fn take_offer(&mut self, timeout: Duration) -> Result<Value> {
         let offer = self.client.expect("offer", timeout).await?;
-        let conv = offer["conversation"].as_str().unwrap_or_default().to_owned();
-        self.client.send(json!({"type": "accept", "conversation": conv})).await?;
-        self.client.expect_where("assigned", SECS_5, |f| f["conversation"] == conv.as_str()).await
+        let conv = offer["conversation"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        self.client
+            .send(json!({"type": "accept", "conversation": conv}))
+            .await?;
+        self.client
+            .expect_where("assigned", SECS_5, |f| f["conversation"] == conv.as_str())
+            .await
     }
 
     /// Sends a message in `conv` and waits for the ack; returns the stored id.
     pub async fn say(&mut self, conv: &str, text: &str) -> Result<String> {
         let id = uuid();
         self.client
-            .send(json!({"type": "message", "conversation": conv, "text": text, "client_msg_id": id}))
+            .send(
+                json!({"type": "message", "conversation": conv, "text": text, "client_msg_id": id}),
+            )
             .await?;
-        let ack = self.client.expect_where("ack", SECS_5, |f| f["client_msg_id"] == id.as_str()).await?;
+        let ack = self
+            .client
+            .expect_where("ack", SECS_5, |f| f["client_msg_id"] == id.as_str())
+            .await?;
         Ok(ack["id"].as_str().unwrap_or_default().to_owned())
     }
 }
@@ -461,10 +554,92 @@ pub const SECS_5: Duration = Duration::from_secs(5);
 /// A random UUID-shaped id.
 pub fn uuid() -> String {
     let n: u128 = (u128::from(std::process::id()) << 96)
-        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
         ^ u128::from(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) << 64;
     let h = format!("{n:032x}");
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Tries a WebSocket upgrade of `path` with the given `Origin` and `Cookie` (each optional) and
+/// returns the HTTP status: 101 when the upgrade succeeded, else the refusal's status.
+pub async fn upgrade_status(
+    gw: &Gateway,
+    path: &str,
+    origin: Option<&str>,
+    cookie: Option<&str>,
+) -> Result<u16> {
+    let mut req = format!("ws://127.0.0.1:{}{}", gw.port, path).into_client_request()?;
+    if let Some(o) = origin {
+        req.headers_mut().insert("Origin", o.parse()?);
+    }
+    if let Some(c) = cookie {
+        req.headers_mut().insert("Cookie", c.parse()?);
+    }
+    let attempt = tokio::time::timeout(SECS_5, tokio_tungstenite::connect_async(req))
+        .await
+        .map_err(|_| anyhow!("no answer to the upgrade of {path} within 5 s"))?;
+    match attempt {
+        Ok((mut ws, res)) => {
+            let _ = ws.close(None).await;
+            Ok(res.status().as_u16())
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Ok(res.status().as_u16()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /api/session` with any username and password; returns (status, JSON body or Null).
+pub async fn try_login(gw: &Gateway, username: &str, password: &str) -> Result<(u16, Value)> {
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/session", gw.base()))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await?;
+    let status = res.status().as_u16();
+    Ok((status, res.json().await.unwrap_or(Value::Null)))
+}
+
+/// Like [`run_cli`], but kills the process if it has not exited within `timeout`; returns the
+/// output and how long the process ran.
+pub fn run_cli_within(
+    env: &[(String, String)],
+    args: &[&str],
+    timeout: Duration,
+) -> Result<(std::process::Output, Duration)> {
+    let started = Instant::now();
+    let mut child = Command::new(binary())
+        .args(args)
+        .envs(env.iter().cloned())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    loop {
+        if child.try_wait()?.is_some() {
+            let took = started.elapsed();
+            return Ok((child.wait_with_output()?, took));
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let out = child.wait_with_output()?;
+            bail!(
+                "`helpline {}` still ran after {timeout:?}; stderr so far: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -27,24 +27,48 @@ async fn contact_reaches_a_counsellor_and_the_transcript_is_in_order() -> anyhow
     let told = contact.client.expect("assigned", SECS_5).await?;
     assert_eq!(told["counsellor"], "ana");
 
-    let reply = ana.say(&conv, "Salut, sunt aici. Ce s-a întâmplat?").await?;
+    let reply = ana
+        .say(&conv, "Salut, sunt aici. Ce s-a întâmplat?")
+        .await?;
     let got = contact.client.expect("message", SECS_5).await?;
     assert_eq!(got["id"], reply.as_str());
     assert_eq!(got["from"], "counsellor");
     assert_eq!(got["text"], "Salut, sunt aici. Ce s-a întâmplat?");
 
     contact.say("Mă simt singur").await?;
-    let heard = ana.client.expect_where("message", SECS_5, |f| f["from"] == "contact").await?;
+    let heard = ana
+        .client
+        .expect_where("message", SECS_5, |f| f["from"] == "contact")
+        .await?;
     assert_eq!(heard["text"], "Mă simt singur");
 
     ana.client.send(json!({"type": "close", "conversation": conv, "outcome": "supported", "tags": ["loneliness"]})).await?;
     let ended = contact.client.expect("ended", SECS_5).await?;
     assert_eq!(ended["reason"], "counsellor_closed");
-    ana.client.expect_where("ended", SECS_5, |f| f["conversation"] == conv.as_str()).await?;
+    ana.client
+        .expect_where("ended", SECS_5, |f| f["conversation"] == conv.as_str())
+        .await?;
 
-    let (status, transcript) = get(&gw, &format!("/api/conversations/{conv}/transcript"), &ana.cookie).await?;
+    let (status, transcript) = get(
+        &gw,
+        &format!("/api/conversations/{conv}/transcript"),
+        &ana.cookie,
+    )
+    .await?;
     assert_eq!(status, 200, "{transcript}");
-    let texts: Vec<&str> = transcript["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
-    assert_eq!(texts, ["Bună, am nevoie de ajutor", "Salut, sunt aici. Ce s-a întâmplat?", "Mă simt singur"]);
+    let texts: Vec<&str> = transcript["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "Bună, am nevoie de ajutor",
+            "Salut, sunt aici. Ce s-a întâmplat?",
+            "Mă simt singur"
+        ]
+    );
     Ok(())
 }
