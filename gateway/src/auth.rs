@@ -77,6 +77,9 @@ pub fn origin_allowed(app: &App, headers: &HeaderMap, require: bool) -> bool {
     trim(&server.public_url) == origin || server.allowed_origins.iter().any(|o| trim(o) == origin)
 }
 
+/// How many times the per-username limit one source address may fail in a window.
+const SOURCE_FACTOR: u32 = 4;
+
 /// Failed-login counters per username and per source, kept in memory for one window only (the
 /// source address is never written anywhere).
 #[derive(Clone, Default)]
@@ -85,10 +88,12 @@ pub struct LoginLimiter {
 }
 
 impl LoginLimiter {
-    fn keys(username: &str, source: Option<IpAddr>) -> Vec<String> {
-        let mut keys = vec![format!("user:{username}")];
+    /// The counters an attempt touches, each with its share of the limit: a source (an office
+    /// behind one address) may fail more often than one username before it is stopped.
+    fn keys(username: &str, source: Option<IpAddr>) -> Vec<(String, u32)> {
+        let mut keys = vec![(format!("user:{username}"), 1)];
         if let Some(ip) = source {
-            keys.push(format!("ip:{ip}"));
+            keys.push((format!("ip:{ip}"), SOURCE_FACTOR));
         }
         keys
     }
@@ -103,14 +108,15 @@ impl LoginLimiter {
     ) -> bool {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, (_, since)| since.elapsed() < window);
-        Self::keys(username, source)
-            .iter()
-            .all(|k| map.get(k).is_none_or(|(n, _)| *n < max))
+        Self::keys(username, source).iter().all(|(k, factor)| {
+            map.get(k)
+                .is_none_or(|(n, _)| *n < max.saturating_mul(*factor))
+        })
     }
 
     pub fn failed(&self, username: &str, source: Option<IpAddr>) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        for k in Self::keys(username, source) {
+        for (k, _) in Self::keys(username, source) {
             map.entry(k).or_insert((0, Instant::now())).0 += 1;
         }
     }

@@ -170,7 +170,10 @@ fn start_private_redis(data: &Path) -> Result<(Child, String), CliError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if std::time::Instant::now() > deadline {
-            return Err(CliError::Usage(format!("redis-server did not start on port {port}; see {}", dir.display())));
+            return Err(CliError::Usage(format!(
+                "redis-server did not start on port {port}; see {}",
+                dir.display()
+            )));
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
