@@ -72,11 +72,12 @@ pub fn script_settings(config: &Config) -> ScriptSettings {
         },
         offer_timeout_ms: r.offer_timeout_s * 1000,
         lapses_before_away: r.lapses_before_away,
-        agent_grace_ms: r.agent_grace_s * 1000,
+        // Presence is counted from the last heartbeat, up to one tick before the socket closed.
+        agent_grace_ms: r.agent_grace_s * 1000 + sweeper::TICK_MS,
         aging_ms: r.aging_s * 1000,
         relax_topic_ms: r.relax_topic_s * 1000,
         relax_language_ms: r.relax_language_s * 1000,
-        abandon_ms: r.abandon_after_s * 1000,
+        abandon_ms: r.abandon_after_s * 1000 + sweeper::TICK_MS,
     }
 }
 

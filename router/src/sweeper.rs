@@ -11,8 +11,9 @@ use crate::conversation::Urgency;
 use crate::events::Event;
 use crate::Router;
 
-/// How often a node heartbeats and sweeps.
-const TICK: Duration = Duration::from_secs(1);
+/// How often a node heartbeats and sweeps, in ms.
+pub(crate) const TICK_MS: u64 = 1000;
+const TICK: Duration = Duration::from_millis(TICK_MS);
 /// How often the queue and counsellor gauges are refreshed.
 const GAUGES_EVERY: u32 = 5;
 

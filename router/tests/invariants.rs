@@ -93,10 +93,12 @@ enum Op {
     /// A contact arrives: language `LANGS[lang]`, urgency `URGENCIES[urgency]`.
     Arrive { lang: usize, urgency: usize },
     Status { c: usize, available: bool },
-    /// Accepts an offer standing to `c` (pick among them), or a conversation not offered to `c`.
+    /// Accepts an offer standing to `c` (pick among them), or a conversation not offered to `c`;
+    /// an odd `pick` moves on to the next counsellor who has an offer, if `c` has none.
     Accept { c: usize, pick: usize },
     Decline { c: usize, pick: usize },
-    /// Closes an active conversation of `c`, or tries one that is not theirs.
+    /// Closes an active conversation of `c`, or tries one that is not theirs; an odd `pick` moves on
+    /// to the next counsellor with an active conversation, if `c` has none.
     Close { c: usize, pick: usize },
     /// The contact of a conversation leaves.
     End { pick: usize },
@@ -121,7 +123,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         5 => (0usize..3, 0usize..4).prop_map(|(lang, urgency)| Op::Arrive { lang, urgency }),
         4 => (c.clone(), prop::bool::weighted(0.75))
             .prop_map(|(c, available)| Op::Status { c, available }),
-        4 => (c.clone(), pick.clone()).prop_map(|(c, pick)| Op::Accept { c, pick }),
+        5 => (c.clone(), pick.clone()).prop_map(|(c, pick)| Op::Accept { c, pick }),
         3 => (c.clone(), pick.clone()).prop_map(|(c, pick)| Op::Decline { c, pick }),
         3 => (c.clone(), pick.clone()).prop_map(|(c, pick)| Op::Close { c, pick }),
         1 => pick.clone().prop_map(|pick| Op::End { pick }),
@@ -626,6 +628,15 @@ async fn run_case(url: &str, mut conn: MultiplexedConnection, case: Case) -> Res
             )
         };
         let agent = |c: usize| agents[c % agents.len()].as_str();
+        // With an odd pick, the first counsellor from c on who has something to act on (so most
+        // accepts, declines, closes and transfers act); with an even one, c as generated (so
+        // refusals are exercised too).
+        let with = |snap: &Snapshot, c: usize, has: fn(&AgentSnap) -> bool| -> &str {
+            (0..agents.len())
+                .map(|i| agent(c + i))
+                .find(|u| snap.agents.get(*u).is_some_and(has))
+                .unwrap_or_else(|| agent(c))
+        };
         let pick = |p: usize| -> String {
             if model.ids.is_empty() {
                 "nope".to_owned()
@@ -635,6 +646,7 @@ async fn run_case(url: &str, mut conn: MultiplexedConnection, case: Case) -> Res
         };
         // The outcome, the status it must have, whether the script ran a dispatch, and the
         // conversation it was about.
+        let mut actor = "";
         let (outcome, expected, dispatched, target) = match *op {
             Op::Arrive { lang, urgency } => {
                 let id = format!("k{:02}", model.ids.len());
@@ -651,7 +663,8 @@ async fn run_case(url: &str, mut conn: MultiplexedConnection, case: Case) -> Res
                 (store.set_status(agent(c), status).await, "ok".to_owned(), true, None)
             }
             Op::Accept { c, pick: p } | Op::Decline { c, pick: p } => {
-                let u = agent(c);
+                let u = if p % 2 == 1 { with(&snap, c, |a| !a.offered.is_empty()) } else { agent(c) };
+                actor = u;
                 let (_, mut offered) =
                     store.agent_conversations(u).await.map_err(|e| fail(e.to_string()))?;
                 offered.sort();
@@ -669,7 +682,8 @@ async fn run_case(url: &str, mut conn: MultiplexedConnection, case: Case) -> Res
                 (out, expected.to_owned(), dispatched, Some(id))
             }
             Op::Close { c, pick: p } | Op::Transfer { c, pick: p } => {
-                let u = agent(c);
+                let u = if p % 2 == 1 { with(&snap, c, |a| !a.convs.is_empty()) } else { agent(c) };
+                actor = u;
                 let (mut active, _) =
                     store.agent_conversations(u).await.map_err(|e| fail(e.to_string()))?;
                 active.sort();
@@ -728,13 +742,7 @@ async fn run_case(url: &str, mut conn: MultiplexedConnection, case: Case) -> Res
 
         // What the step must have done to its conversation.
         if let (Some(id), true) = (target.as_deref(), outcome.is_ok()) {
-            let u = match *op {
-                Op::Accept { c, .. }
-                | Op::Decline { c, .. }
-                | Op::Close { c, .. }
-                | Op::Transfer { c, .. } => agent(c),
-                _ => "",
-            };
+            let u = actor;
             let state = snap.state(id);
             let wrong = match op {
                 Op::Accept { .. } => {
@@ -783,8 +791,10 @@ fn routing_invariants_hold_under_random_operations() {
         .block_on(async { redis::Client::open(url.as_str())?.get_multiplexed_async_connection().await })
         .expect("a connection to the private redis-server");
 
+    // PROPTEST_CASES=N runs more (or fewer) cases, as with proptest's own macros.
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(64);
     let config = RunnerConfig {
-        cases: 40,
+        cases,
         failure_persistence: None,
         max_shrink_iters: 2000,
         ..RunnerConfig::default()
