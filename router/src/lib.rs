@@ -12,6 +12,7 @@ pub mod events;
 pub mod hub;
 pub mod notices;
 pub mod pseudonym;
+pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod urgency;
@@ -169,6 +170,7 @@ impl Router {
     fn observe(&self, events: &[Event]) {
         for ev in events {
             self.inner.telemetry.observe(ev);
+            stats::record(&self.inner.store, ev);
             if let Event::Ended { conv, .. } = ev {
                 self.inner.keys.forget(conv);
             }

@@ -51,7 +51,14 @@ impl RedisServer {
             .map(|a| a.port())
             .expect("a free port");
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .args(["--bind", "127.0.0.1"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -68,7 +75,10 @@ impl RedisServer {
             if ready {
                 return server;
             }
-            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -91,20 +101,44 @@ impl Drop for RedisServer {
 #[derive(Debug, Clone)]
 enum Op {
     /// A contact arrives: language `LANGS[lang]`, urgency `URGENCIES[urgency]`.
-    Arrive { lang: usize, urgency: usize },
-    Status { c: usize, available: bool },
+    Arrive {
+        lang: usize,
+        urgency: usize,
+    },
+    Status {
+        c: usize,
+        available: bool,
+    },
     /// Accepts an offer standing to `c` (pick among them), or a conversation not offered to `c`;
     /// an odd `pick` moves on to the next counsellor who has an offer, if `c` has none.
-    Accept { c: usize, pick: usize },
-    Decline { c: usize, pick: usize },
+    Accept {
+        c: usize,
+        pick: usize,
+    },
+    Decline {
+        c: usize,
+        pick: usize,
+    },
     /// Closes an active conversation of `c`, or tries one that is not theirs; an odd `pick` moves on
     /// to the next counsellor with an active conversation, if `c` has none.
-    Close { c: usize, pick: usize },
+    Close {
+        c: usize,
+        pick: usize,
+    },
     /// The contact of a conversation leaves.
-    End { pick: usize },
+    End {
+        pick: usize,
+    },
     /// `c` hands an active conversation back to the queue (skills: its language).
-    Transfer { c: usize, pick: usize },
-    Urgency { pick: usize, level: usize, raise: bool },
+    Transfer {
+        c: usize,
+        pick: usize,
+    },
+    Urgency {
+        pick: usize,
+        level: usize,
+        raise: bool,
+    },
     Sweep,
 }
 
@@ -155,7 +189,10 @@ struct AgentSnap {
 
 impl AgentSnap {
     fn num(&self, field: &str) -> i64 {
-        self.hash.get(field).and_then(|v| v.parse().ok()).unwrap_or(0)
+        self.hash
+            .get(field)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     }
 
     fn skills(&self) -> BTreeSet<String> {
@@ -183,7 +220,11 @@ struct Snapshot {
 
 impl Snapshot {
     fn conv_field(&self, id: &str, field: &str) -> Option<&str> {
-        self.convs.get(id).and_then(|h| h.get(field)).map(String::as_str).filter(|v| !v.is_empty())
+        self.convs
+            .get(id)
+            .and_then(|h| h.get(field))
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     fn state(&self, id: &str) -> &str {
@@ -192,7 +233,10 @@ impl Snapshot {
 
     /// Counsellor `u` passed on conversation `id` and may not be offered it yet.
     fn has_passed(&self, id: &str, u: &str) -> bool {
-        self.passed.get(id).and_then(|p| p.get(u)).is_some_and(|&until| until > self.now)
+        self.passed
+            .get(id)
+            .and_then(|p| p.get(u))
+            .is_some_and(|&until| until > self.now)
     }
 
     fn class(&self, id: &str) -> i64 {
@@ -203,12 +247,18 @@ impl Snapshot {
     }
 
     fn queued(&self) -> Vec<&str> {
-        self.convs.keys().filter(|id| self.state(id) == "queued").map(String::as_str).collect()
+        self.convs
+            .keys()
+            .filter(|id| self.state(id) == "queued")
+            .map(String::as_str)
+            .collect()
     }
 
     /// `u` is available-status-wise and skill-wise allowed to take queued conversation `id`.
     fn eligible(&self, u: &str, id: &str) -> bool {
-        let Some(a) = self.agents.get(u) else { return false };
+        let Some(a) = self.agents.get(u) else {
+            return false;
+        };
         let skills = a.skills();
         let reqs = split(self.conv_field(id, "skills").unwrap_or(""));
         reqs.iter().all(|r| skills.contains(r)) && !self.has_passed(id, u)
@@ -239,7 +289,10 @@ impl Snapshot {
                 f("urgency"),
                 f("counsellor"),
                 f("offered_to"),
-                self.passed.get(id).map(|p| p.keys().collect::<BTreeSet<_>>()).unwrap_or_default(),
+                self.passed
+                    .get(id)
+                    .map(|p| p.keys().collect::<BTreeSet<_>>())
+                    .unwrap_or_default(),
             );
         }
         let ids = |v: &Vec<(String, f64)>| v.iter().map(|(i, _)| i.clone()).collect::<Vec<_>>();
@@ -248,13 +301,20 @@ impl Snapshot {
         }
         let _ = writeln!(out, "  waiting = {:?}", ids(&self.waiting));
         let _ = writeln!(out, "  offers = {:?}", ids(&self.offers));
-        let _ = writeln!(out, "  available = {:?}, sigs = {:?}", self.available, self.sigs);
+        let _ = writeln!(
+            out,
+            "  available = {:?}, sigs = {:?}",
+            self.available, self.sigs
+        );
         out
     }
 }
 
 fn split(s: &str) -> BTreeSet<String> {
-    s.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect()
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn sig_of(skills: &str) -> String {
@@ -314,8 +374,11 @@ async fn snapshot(
     for q in &queue_keys {
         pipe.zrange_withscores(q, 0, -1);
     }
-    let queue_rows: Vec<Vec<(String, f64)>> =
-        if queue_keys.is_empty() { Vec::new() } else { pipe.query_async(conn).await? };
+    let queue_rows: Vec<Vec<(String, f64)>> = if queue_keys.is_empty() {
+        Vec::new()
+    } else {
+        pipe.query_async(conn).await?
+    };
     let queues = queue_keys
         .iter()
         .map(|q| q[prefix.len() + "queue:".len()..].to_owned())
@@ -344,16 +407,31 @@ async fn snapshot(
     }
     let sets: Vec<BTreeSet<String>> = pipe.query_async(conn).await?;
 
-    let mut snap = Snapshot { now, available, sigs, waiting, offers, queues, ..Snapshot::default() };
+    let mut snap = Snapshot {
+        now,
+        available,
+        sigs,
+        waiting,
+        offers,
+        queues,
+        ..Snapshot::default()
+    };
     for (i, (u, hash)) in agents.iter().zip(agent_rows).enumerate() {
-        let a = AgentSnap { hash, convs: sets[2 * i].clone(), offered: sets[2 * i + 1].clone() };
+        let a = AgentSnap {
+            hash,
+            convs: sets[2 * i].clone(),
+            offered: sets[2 * i + 1].clone(),
+        };
         snap.agents.insert(u.clone(), a);
     }
     for (id, h) in ids.iter().zip(conv_rows) {
         snap.convs.insert(id.clone(), h);
     }
     for (id, p) in ids.iter().zip(passed_rows) {
-        let p = p.into_iter().map(|(u, v)| (u, v.parse().unwrap_or(0))).collect();
+        let p = p
+            .into_iter()
+            .map(|(u, v)| (u, v.parse().unwrap_or(0)))
+            .collect();
         snap.passed.insert(id.clone(), p);
     }
     Ok(snap)
@@ -376,19 +454,31 @@ fn check_state(snap: &Snapshot, model: &Model) -> Result<(), String> {
         let cap = a.num("capacity");
         let (nc, no) = (a.convs.len() as i64, a.offered.len() as i64);
         if nc + no > cap {
-            return Err(format!("{u} holds {nc} active + {no} offered > capacity {cap}"));
+            return Err(format!(
+                "{u} holds {nc} active + {no} offered > capacity {cap}"
+            ));
         }
         if a.num("load") != nc {
-            return Err(format!("{u}: load={} but {nc} active conversations", a.num("load")));
+            return Err(format!(
+                "{u}: load={} but {nc} active conversations",
+                a.num("load")
+            ));
         }
         if a.num("offers") != no {
-            return Err(format!("{u}: offers={} but {no} standing offers", a.num("offers")));
+            return Err(format!(
+                "{u}: offers={} but {no} standing offers",
+                a.num("offers")
+            ));
         }
         if let Some(id) = a.convs.intersection(&a.offered).next() {
             return Err(format!("{id} is both active with and offered to {u}"));
         }
         if (a.status() == "available") != snap.available.contains(u) {
-            return Err(format!("{u}: status {} but in available set: {}", a.status(), snap.available.contains(u)));
+            return Err(format!(
+                "{u}: status {} but in available set: {}",
+                a.status(),
+                snap.available.contains(u)
+            ));
         }
     }
 
@@ -396,21 +486,47 @@ fn check_state(snap: &Snapshot, model: &Model) -> Result<(), String> {
     let known: BTreeSet<&str> = model.ids.iter().map(String::as_str).collect();
     let mut members: Vec<(&str, String)> = Vec::new();
     for (u, a) in &snap.agents {
-        members.extend(a.convs.iter().map(|id| (id.as_str(), format!("agent:{u}:convs"))));
-        members.extend(a.offered.iter().map(|id| (id.as_str(), format!("agent:{u}:offered"))));
+        members.extend(
+            a.convs
+                .iter()
+                .map(|id| (id.as_str(), format!("agent:{u}:convs"))),
+        );
+        members.extend(
+            a.offered
+                .iter()
+                .map(|id| (id.as_str(), format!("agent:{u}:offered"))),
+        );
     }
     for (sig, q) in &snap.queues {
-        members.extend(q.iter().map(|(id, _)| (id.as_str(), format!("queue:{sig}"))));
+        members.extend(
+            q.iter()
+                .map(|(id, _)| (id.as_str(), format!("queue:{sig}"))),
+        );
     }
-    members.extend(snap.waiting.iter().map(|(id, _)| (id.as_str(), "waiting".to_owned())));
-    members.extend(snap.offers.iter().map(|(id, _)| (id.as_str(), "offers".to_owned())));
+    members.extend(
+        snap.waiting
+            .iter()
+            .map(|(id, _)| (id.as_str(), "waiting".to_owned())),
+    );
+    members.extend(
+        snap.offers
+            .iter()
+            .map(|(id, _)| (id.as_str(), "offers".to_owned())),
+    );
     if let Some((id, set)) = members.iter().find(|(id, _)| !known.contains(id)) {
         return Err(format!("{set} holds unknown conversation {id}"));
     }
-    let nonempty: BTreeSet<String> =
-        snap.queues.iter().filter(|(_, q)| !q.is_empty()).map(|(s, _)| s.clone()).collect();
+    let nonempty: BTreeSet<String> = snap
+        .queues
+        .iter()
+        .filter(|(_, q)| !q.is_empty())
+        .map(|(s, _)| s.clone())
+        .collect();
     if nonempty != snap.sigs {
-        return Err(format!("sigs {:?} but non-empty queues {:?}", snap.sigs, nonempty));
+        return Err(format!(
+            "sigs {:?} but non-empty queues {:?}",
+            snap.sigs, nonempty
+        ));
     }
 
     // Every conversation in exactly one place (1, 3).
@@ -431,7 +547,11 @@ fn check_state(snap: &Snapshot, model: &Model) -> Result<(), String> {
         let in_queues: Vec<(&str, f64)> = snap
             .queues
             .iter()
-            .filter_map(|(s, q)| q.iter().find(|(i, _)| i == id).map(|(_, sc)| (s.as_str(), *sc)))
+            .filter_map(|(s, q)| {
+                q.iter()
+                    .find(|(i, _)| i == id)
+                    .map(|(_, sc)| (s.as_str(), *sc))
+            })
             .collect();
         let waiting = snap.waiting.iter().find(|(i, _)| i == id).map(|(_, s)| *s);
         let in_offers = snap.offers.iter().any(|(i, _)| i == id);
@@ -458,10 +578,14 @@ fn check_state(snap: &Snapshot, model: &Model) -> Result<(), String> {
                         snap.class(id)
                     ));
                 }
-                let queued_at: f64 =
-                    snap.conv_field(id, "queued_at").and_then(|v| v.parse().ok()).unwrap_or(-1.0);
+                let queued_at: f64 = snap
+                    .conv_field(id, "queued_at")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(-1.0);
                 if waiting != Some(queued_at) {
-                    return Err(format!("{id}: waiting score {waiting:?} != queued_at {queued_at}"));
+                    return Err(format!(
+                        "{id}: waiting score {waiting:?} != queued_at {queued_at}"
+                    ));
                 }
                 if snap.conv_field(id, "counsellor").is_some()
                     || snap.conv_field(id, "offered_to").is_some()
@@ -478,7 +602,9 @@ fn check_state(snap: &Snapshot, model: &Model) -> Result<(), String> {
                     && in_queues.is_empty()
                     && waiting.is_none();
                 if !ok {
-                    return Err(format!("offered conversation misplaced (offered_to {to:?}): {place}"));
+                    return Err(format!(
+                        "offered conversation misplaced (offered_to {to:?}): {place}"
+                    ));
                 }
             }
             "active" => {
@@ -490,7 +616,9 @@ fn check_state(snap: &Snapshot, model: &Model) -> Result<(), String> {
                     && in_queues.is_empty()
                     && waiting.is_none();
                 if !ok {
-                    return Err(format!("active conversation misplaced (counsellor {by:?}): {place}"));
+                    return Err(format!(
+                        "active conversation misplaced (counsellor {by:?}): {place}"
+                    ));
                 }
             }
             "closed" | "abandoned" => {
@@ -539,7 +667,12 @@ fn check_state(snap: &Snapshot, model: &Model) -> Result<(), String> {
 
 /// Strict class order (4): the conversations a dispatch handed out in this step are never of a
 /// lower class than a conversation still queued that the same counsellor could have taken.
-fn check_order(snap: &Snapshot, events: &[Event], auto: bool, dispatched: bool) -> Result<(), String> {
+fn check_order(
+    snap: &Snapshot,
+    events: &[Event],
+    auto: bool,
+    dispatched: bool,
+) -> Result<(), String> {
     for ev in events {
         let (conv, agent) = match ev {
             Event::Offer { conv, agent, .. } => {
@@ -550,7 +683,9 @@ fn check_order(snap: &Snapshot, events: &[Event], auto: bool, dispatched: bool) 
             }
             Event::Assigned { conv, agent, .. } => {
                 if !auto && dispatched {
-                    return Err(format!("{conv} assigned to {agent} without an offer in offer mode"));
+                    return Err(format!(
+                        "{conv} assigned to {agent} without an offer in offer mode"
+                    ));
                 }
                 (conv, agent)
             }
@@ -560,7 +695,11 @@ fn check_order(snap: &Snapshot, events: &[Event], auto: bool, dispatched: bool) 
             continue;
         }
         // What the dispatch decided is what stands now (one dispatch per script, at its end).
-        let (want_state, field) = if auto { ("active", "counsellor") } else { ("offered", "offered_to") };
+        let (want_state, field) = if auto {
+            ("active", "counsellor")
+        } else {
+            ("offered", "offered_to")
+        };
         if snap.state(conv) != want_state || snap.conv_field(conv, field) != Some(agent.as_str()) {
             return Err(format!(
                 "event says {conv} went to {agent} but it is {} ({field} {:?})",
@@ -592,7 +731,11 @@ fn fail(msg: String) -> TestCaseError {
     TestCaseError::fail(msg)
 }
 
-async fn run_case(url: &str, mut conn: MultiplexedConnection, case: Case) -> Result<(), TestCaseError> {
+async fn run_case(
+    url: &str,
+    mut conn: MultiplexedConnection,
+    case: Case,
+) -> Result<(), TestCaseError> {
     let n = CASES.fetch_add(1, Ordering::SeqCst);
     let prefix = format!("t{n}:");
     let settings = ScriptSettings {
@@ -605,7 +748,9 @@ async fn run_case(url: &str, mut conn: MultiplexedConnection, case: Case) -> Res
         relax_language_ms: 0,
         abandon_ms: LONG_MS,
     };
-    let store = Store::connect(url, &prefix, &settings).await.map_err(|e| fail(e.to_string()))?;
+    let store = Store::connect(url, &prefix, &settings)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
     let agents: Vec<String> = (0..case.agents.len()).map(|i| format!("c{i}")).collect();
     for (u, &(cap, skills)) in agents.iter().zip(&case.agents) {
         let status = store
@@ -654,19 +799,32 @@ async fn run_case(url: &str, mut conn: MultiplexedConnection, case: Case) -> Res
                     "channel": "webchat", "lang": LANGS[lang], "topic": "", "skills": LANGS[lang],
                     "alias": "A", "pseudonym": "p", "dek": "x", "urgency": URGENCIES[urgency],
                 });
-                let out = store.create_conversation(&id, &fields, &format!("h-{id}"), 60).await;
+                let out = store
+                    .create_conversation(&id, &fields, &format!("h-{id}"), 60)
+                    .await;
                 model.ids.push(id.clone());
                 (out, "ok".to_owned(), true, Some(id))
             }
             Op::Status { c, available } => {
                 let status = if available { "available" } else { "away" };
-                (store.set_status(agent(c), status).await, "ok".to_owned(), true, None)
+                (
+                    store.set_status(agent(c), status).await,
+                    "ok".to_owned(),
+                    true,
+                    None,
+                )
             }
             Op::Accept { c, pick: p } | Op::Decline { c, pick: p } => {
-                let u = if p % 2 == 1 { with(&snap, c, |a| !a.offered.is_empty()) } else { agent(c) };
+                let u = if p % 2 == 1 {
+                    with(&snap, c, |a| !a.offered.is_empty())
+                } else {
+                    agent(c)
+                };
                 actor = u;
-                let (_, mut offered) =
-                    store.agent_conversations(u).await.map_err(|e| fail(e.to_string()))?;
+                let (_, mut offered) = store
+                    .agent_conversations(u)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
                 offered.sort();
                 let (id, expected) = if offered.is_empty() {
                     (pick(p), "not_offered")
@@ -682,14 +840,24 @@ async fn run_case(url: &str, mut conn: MultiplexedConnection, case: Case) -> Res
                 (out, expected.to_owned(), dispatched, Some(id))
             }
             Op::Close { c, pick: p } | Op::Transfer { c, pick: p } => {
-                let u = if p % 2 == 1 { with(&snap, c, |a| !a.convs.is_empty()) } else { agent(c) };
+                let u = if p % 2 == 1 {
+                    with(&snap, c, |a| !a.convs.is_empty())
+                } else {
+                    agent(c)
+                };
                 actor = u;
-                let (mut active, _) =
-                    store.agent_conversations(u).await.map_err(|e| fail(e.to_string()))?;
+                let (mut active, _) = store
+                    .agent_conversations(u)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
                 active.sort();
                 let (id, expected) = if active.is_empty() {
                     let id = pick(p);
-                    let expected = if snap.state(&id) != "active" { "not_active" } else { "not_yours" };
+                    let expected = if snap.state(&id) != "active" {
+                        "not_active"
+                    } else {
+                        "not_yours"
+                    };
                     (id, expected)
                 } else {
                     (active[p % active.len()].clone(), "ok")
@@ -706,9 +874,18 @@ async fn run_case(url: &str, mut conn: MultiplexedConnection, case: Case) -> Res
                 let id = pick(p);
                 let live = matches!(snap.state(&id), "queued" | "offered" | "active");
                 let expected = if live { "ok" } else { "not_live" };
-                (store.end_conversation(&id, "contact_ended").await, expected.to_owned(), true, Some(id))
+                (
+                    store.end_conversation(&id, "contact_ended").await,
+                    expected.to_owned(),
+                    true,
+                    Some(id),
+                )
             }
-            Op::Urgency { pick: p, level, raise } => {
+            Op::Urgency {
+                pick: p,
+                level,
+                raise,
+            } => {
                 let id = pick(p);
                 let live = matches!(snap.state(&id), "queued" | "offered" | "active");
                 let current = snap.conv_field(&id, "urgency").unwrap_or("normal");
@@ -745,10 +922,9 @@ async fn run_case(url: &str, mut conn: MultiplexedConnection, case: Case) -> Res
             let u = actor;
             let state = snap.state(id);
             let wrong = match op {
-                Op::Accept { .. } => {
-                    (state != "active" || snap.conv_field(id, "counsellor") != Some(u))
-                        .then(|| format!("{id} accepted by {u} but is {state}"))
-                }
+                Op::Accept { .. } => (state != "active"
+                    || snap.conv_field(id, "counsellor") != Some(u))
+                .then(|| format!("{id} accepted by {u} but is {state}")),
                 Op::Decline { .. } => {
                     let again = state == "offered" && snap.conv_field(id, "offered_to") == Some(u);
                     (again || !snap.has_passed(id, u))
@@ -759,12 +935,17 @@ async fn run_case(url: &str, mut conn: MultiplexedConnection, case: Case) -> Res
                     None
                 }
                 Op::End { .. } => {
-                    let end = if before.state(id) == "active" { "closed" } else { "abandoned" };
+                    let end = if before.state(id) == "active" {
+                        "closed"
+                    } else {
+                        "abandoned"
+                    };
                     model.ended.insert(id.to_owned(), end);
                     None
                 }
-                Op::Urgency { level, .. } => (snap.conv_field(id, "urgency") != Some(URGENCIES[*level]))
-                    .then(|| format!("{id} urgency not set")),
+                Op::Urgency { level, .. } => (snap.conv_field(id, "urgency")
+                    != Some(URGENCIES[*level]))
+                .then(|| format!("{id} urgency not set")),
                 _ => None,
             };
             if let Some(wrong) = wrong {
@@ -776,7 +957,10 @@ async fn run_case(url: &str, mut conn: MultiplexedConnection, case: Case) -> Res
             return Err(fail(ctx(violation, &snap)));
         }
         if let Err(violation) = check_order(&snap, &outcome.events, case.auto, dispatched) {
-            return Err(fail(ctx(format!("{violation}; events {:?}", outcome.events), &snap)));
+            return Err(fail(ctx(
+                format!("{violation}; events {:?}", outcome.events),
+                &snap,
+            )));
         }
     }
     Ok(())
@@ -788,11 +972,18 @@ fn routing_invariants_hold_under_random_operations() {
     let url = server.url();
     let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let conn = rt
-        .block_on(async { redis::Client::open(url.as_str())?.get_multiplexed_async_connection().await })
+        .block_on(async {
+            redis::Client::open(url.as_str())?
+                .get_multiplexed_async_connection()
+                .await
+        })
         .expect("a connection to the private redis-server");
 
     // PROPTEST_CASES=N runs more (or fewer) cases, as with proptest's own macros.
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(64);
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(64);
     let config = RunnerConfig {
         cases,
         failure_persistence: None,
@@ -800,7 +991,9 @@ fn routing_invariants_hold_under_random_operations() {
         ..RunnerConfig::default()
     };
     let mut runner = TestRunner::new(config);
-    let result = runner.run(&case_strategy(), |case| rt.block_on(run_case(&url, conn.clone(), case)));
+    let result = runner.run(&case_strategy(), |case| {
+        rt.block_on(run_case(&url, conn.clone(), case))
+    });
     drop(server);
     if let Err(err) = result {
         panic!("{err}");

@@ -1,6 +1,7 @@
 //! The frames of `/ws/chat` (CONTRACT.md section 4): parsing what a contact sends, with an error
 //! code for everything refused, and building what the gateway sends.
 
+pub use helpline_router::conversation::valid_client_id;
 use helpline_router::Message;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -76,15 +77,6 @@ pub fn parse(text: &str) -> Result<ContactFrame, Refusal> {
         let field = why.split('`').nth(1).unwrap_or("a field");
         Refusal::new("bad_frame", format!("{kind} frame: check {field}"))
     })
-}
-
-/// A client message id: 1–64 characters of letters, digits, `-` and `_` (a UUID fits).
-pub fn valid_client_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 pub fn started(conversation: &str, token: &str) -> String {

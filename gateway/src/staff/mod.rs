@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use helpline_adapters::{Close, FrameSocket, Inbound};
+use helpline_router::conversation::valid_client_id;
 use helpline_router::hub::Subscription;
 use helpline_router::{
     Account, Delivery, Event, Role, Router, RouterError, TransferTarget, Urgency,
@@ -430,18 +431,11 @@ fn check_text(router: &Router, text: &str, client_msg_id: Option<&str>) -> Resul
             message: format!("at most {max} bytes a message"),
         });
     }
-    if let Some(id) = client_msg_id {
-        let ok = !id.is_empty()
-            && id.len() <= 64
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !ok {
-            return Err(refuse(
-                "bad_frame",
-                "client_msg_id must be 1-64 letters, digits, '-' or '_'",
-            ));
-        }
+    if client_msg_id.is_some_and(|id| !valid_client_id(id)) {
+        return Err(refuse(
+            "bad_frame",
+            "client_msg_id must be 1-64 letters, digits, '-' or '_'",
+        ));
     }
     Ok(())
 }

@@ -175,16 +175,10 @@ impl Store {
 
     /// The newest `limit` audit entries, newest first.
     pub async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
-            .arg(self.keys.audit())
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(limit)
-            .query_async(&mut self.conn())
+        let entries = self
+            .stream_range("XREVRANGE", &self.keys.audit(), "+", "-", limit)
             .await?;
-        Ok(reply
-            .ids
+        Ok(entries
             .into_iter()
             .map(|e| {
                 let text = |k: &str| e.get::<String>(k).unwrap_or_default();

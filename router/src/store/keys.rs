@@ -113,4 +113,15 @@ impl Keys {
     pub fn conversations(&self) -> String {
         self.key(&["conversations"])
     }
+
+    /// Zset of the first answers of one UTC day (`YYYY-MM-DD`): member `AT:WAIT:NONCE` (ms, ms,
+    /// random), score `AT`. No id, no text: only when and how long. Expires after a week.
+    pub fn stats_answered(&self, day: &str) -> String {
+        self.key(&["stats", "answered", day])
+    }
+
+    /// Zset of the conversations abandoned on one UTC day: member `AT:NONCE`, score `AT` (ms).
+    pub fn stats_abandoned(&self, day: &str) -> String {
+        self.key(&["stats", "abandoned", day])
+    }
 }

@@ -8,6 +8,7 @@ mod accounts;
 mod keys;
 mod records;
 mod scripts;
+mod stats;
 
 pub use accounts::{AuditEntry, SessionRecord, UserRecord};
 pub use keys::Keys;
@@ -267,6 +268,26 @@ impl Store {
         args.extend(agents.iter().map(String::as_str));
         args.extend(contacts.iter().map(String::as_str));
         self.run(&self.scripts.heartbeat, &args).await.map(|_| ())
+    }
+
+    /// Entries of a stream between `from` and `to`, at most `limit` (`cmd` is XRANGE or XREVRANGE).
+    pub(crate) async fn stream_range(
+        &self,
+        cmd: &str,
+        key: &str,
+        from: &str,
+        to: &str,
+        limit: usize,
+    ) -> Result<Vec<redis::streams::StreamId>, StoreError> {
+        let reply: redis::streams::StreamRangeReply = redis::cmd(cmd)
+            .arg(key)
+            .arg(from)
+            .arg(to)
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(reply.ids)
     }
 
     /// Publishes an ephemeral event (typing) that changes no state.

@@ -90,16 +90,11 @@ impl Store {
             Some(id) => format!("({id}"),
             None => "-".to_owned(),
         };
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(self.keys.messages(conv))
-            .arg(start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(limit)
-            .query_async(&mut self.conn())
+        let key = self.keys.messages(conv);
+        let entries = self
+            .stream_range("XRANGE", &key, &start, "+", limit)
             .await?;
-        Ok(reply
-            .ids
+        Ok(entries
             .into_iter()
             .map(|e| {
                 let text = |k: &str| e.get::<String>(k).unwrap_or_default();
