@@ -199,11 +199,36 @@ local function eligible(skills, reqs)
   return true
 end
 
--- Hands queued conversations to free counsellors until no more pairs fit. A decision reads the few
--- heads of each requirement signature's queue and the free counsellors, never the whole queue: the
--- most urgent, longest-waiting head that some free counsellor may take is offered to the least
--- loaded, then longest idle, of those counsellors.
+-- Whether counsellor u passed on conversation id a moment ago (declined it or let it lapse).
+local function passed_on(id, u)
+  return (tonumber(redis.call('HGET', P .. 'passed:' .. id, u)) or 0) > NOW
+end
+
+-- The queue heads a decision must consider for one signature: entries in queue order up to and
+-- including the first one that none of the eligible free counsellors has passed on (nothing after
+-- it can come first for any of them). Passes are rare, so this is usually one short read.
 local HEADS = 5
+local MAX_SCAN = 200
+local function heads_of(sig, eligible_free, out)
+  local reqs = split(sig ~= '*' and sig or '')
+  for start = 0, MAX_SCAN - 1, HEADS do
+    local r = redis.call('ZRANGE', P .. 'queue:' .. sig, start, start + HEADS - 1, 'WITHSCORES')
+    for i = 1, #r, 2 do
+      table.insert(out, { id = r[i], score = tonumber(r[i + 1]), reqs = reqs })
+      local passed_by_some = false
+      for _, a in ipairs(eligible_free) do
+        if passed_on(r[i], a.name) then passed_by_some = true break end
+      end
+      if not passed_by_some then return end
+    end
+    if #r < HEADS * 2 then return end
+  end
+end
+
+-- Hands queued conversations to free counsellors until no more pairs fit. A decision reads the
+-- heads of each requirement signature's queue that some free counsellor may take, never the whole
+-- queue: the most urgent, longest-waiting head is offered to the least loaded, then longest idle,
+-- of the free counsellors who may take it.
 local function dispatch()
   for _ = 1, 100 do
     local free = {}
@@ -222,10 +247,12 @@ local function dispatch()
     end)
     local heads = {}
     for _, sig in ipairs(redis.call('SMEMBERS', P .. 'sigs')) do
-      local r = redis.call('ZRANGE', P .. 'queue:' .. sig, 0, HEADS - 1, 'WITHSCORES')
-      for i = 1, #r, 2 do
-        table.insert(heads, { id = r[i], score = tonumber(r[i + 1]), reqs = split(sig ~= '*' and sig or '') })
+      local reqs = split(sig ~= '*' and sig or '')
+      local eligible_free = {}
+      for _, a in ipairs(free) do
+        if eligible(a.skills, reqs) then table.insert(eligible_free, a) end
       end
+      if #eligible_free > 0 then heads_of(sig, eligible_free, heads) end
     end
     if #heads == 0 then return end
     table.sort(heads, function(a, b)
@@ -234,10 +261,8 @@ local function dispatch()
     end)
     local done = false
     for _, h in ipairs(heads) do
-      local passed = P .. 'passed:' .. h.id
       for _, a in ipairs(free) do
-        local until_ms = tonumber(redis.call('HGET', passed, a.name)) or 0
-        if until_ms <= NOW and eligible(a.skills, h.reqs) then
+        if eligible(a.skills, h.reqs) and not passed_on(h.id, a.name) then
           unqueue(h.id)
           offer(h.id, a.name)
           done = true

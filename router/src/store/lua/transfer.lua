@@ -20,6 +20,7 @@ redis.call('HDEL', ckey, 'counsellor')
 if target ~= '' then
   redis.call('HSET', ckey, 'state', 'queued')
   offer(id, target)
+  dispatch()
 else
   enqueue(id)
   dispatch()
