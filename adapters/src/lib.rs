@@ -5,6 +5,7 @@
 //! hands an adapter a socket of text frames, so an adapter's protocol logic can be read (and tested)
 //! without any HTTP in sight.
 
+pub mod telegram;
 pub mod webchat;
 
 /// What arrives on a socket.

@@ -39,6 +39,7 @@ pub struct Config {
     pub routing: Routing,
     pub webchat: Webchat,
     pub channels: Channels,
+    pub pages: Pages,
 }
 
 /// The HTTP listener and how the outside world reaches it.
@@ -286,4 +287,80 @@ impl Default for Sms {
 #[serde(rename_all = "lowercase")]
 pub enum SmsProvider {
     Twilio,
+}
+
+/// What the web pages show and offer: the contact page's quick exit and phone numbers, the sites
+/// that may embed the chat widget, and the console's and dashboard's lists.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pages {
+    /// Where the quick-exit button sends a contact: a neutral site that replaces the chat in the
+    /// browser's history, so Back does not return to it.
+    pub exit_url: String,
+    /// The helpline's phone number, shown on the contact page (`tel:` link without spaces).
+    pub helpline_number: String,
+    /// The emergency number, shown on the contact page.
+    pub emergency_number: String,
+    /// Sites (origins) whose pages may embed the chat through `/widget.js` (CSP `frame-ancestors`).
+    pub widget_hosts: Vec<String>,
+    /// Outcomes a counsellor picks from when closing a conversation.
+    pub outcomes: Vec<String>,
+    /// Tags a counsellor may add when closing a conversation.
+    pub tags: Vec<String>,
+    /// Canned responses, each `"LANG: text"`; the console offers those in the conversation's
+    /// language, editable before sending.
+    pub canned_responses: Vec<String>,
+    /// The wait the dashboard measures answers against ("answered within 60 s").
+    pub target_wait_s: u64,
+}
+
+impl Default for Pages {
+    fn default() -> Self {
+        let list = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect();
+        Self {
+            exit_url: "https://www.google.com/".into(),
+            helpline_number: "116 111".into(),
+            emergency_number: "112".into(),
+            widget_hosts: Vec::new(),
+            outcomes: list(&[
+                "listened",
+                "advised",
+                "referred",
+                "emergency-services",
+                "information",
+                "silent",
+                "inappropriate",
+            ]),
+            tags: list(&[
+                "online-safety",
+                "sextortion",
+                "bullying",
+                "abuse",
+                "family",
+                "school",
+                "self-harm",
+                "feelings",
+                "repeat-contact",
+            ]),
+            canned_responses: list(&[
+                "ro: Bună! Sunt aici să te ascult. Spune-mi ce s-a întâmplat.",
+                "ro: Îți mulțumesc că ai avut încredere să ne scrii. Nu este vina ta.",
+                "ro: Ești în siguranță chiar acum? Dacă ești în pericol, sună la 112.",
+                "ro: Mai ești aici? Poți scrie oricând ești pregătit(ă).",
+                "ru: Привет! Я здесь, чтобы выслушать тебя. Расскажи, что случилось.",
+                "ru: Спасибо, что доверился(ась) и написал(а) нам. Ты ни в чём не виноват(а).",
+                "ru: Ты сейчас в безопасности? Если тебе угрожает опасность, звони 112.",
+                "ru: Ты ещё здесь? Можешь написать, когда будешь готов(а).",
+                "uk: Привіт! Я тут, щоб вислухати тебе. Розкажи, що сталося.",
+                "uk: Дякую, що довірився(-лася) і написав(-ла) нам. Ти ні в чому не винен(-на).",
+                "uk: Ти зараз у безпеці? Якщо тобі загрожує небезпека, дзвони 112.",
+                "uk: Ти ще тут? Можеш написати, коли будеш готовий(-а).",
+                "en: Hi! I'm here to listen. Tell me what happened.",
+                "en: Thank you for trusting us enough to write. It is not your fault.",
+                "en: Are you safe right now? If you are in danger, call 112.",
+                "en: Are you still there? You can write whenever you're ready.",
+            ]),
+            target_wait_s: 60,
+        }
+    }
 }

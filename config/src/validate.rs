@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use crate::error::{ConfigError, Problem};
 use crate::keys::decode_key;
-use crate::{Config, Redis, Routing, Security, Server, SmsProvider, TelegramMode, Webchat};
+use crate::{Config, Pages, Redis, Routing, Security, Server, SmsProvider, TelegramMode, Webchat};
 
 /// The most conversations a counsellor can follow well at once.
 const CAPACITY_LIMIT: u32 = 10;
@@ -48,6 +48,7 @@ impl Config {
         webchat(&self.webchat, &mut problems);
         telegram(self, &mut problems);
         sms(self, &mut problems);
+        pages(self, &mut problems);
         if problems.0.is_empty() {
             Ok(())
         } else {
@@ -422,6 +423,139 @@ fn sms(config: &Config, p: &mut Problems) {
                  set {what} from the provider's console"
             );
             p.add(key, message);
+        }
+    }
+}
+
+/// The close outcomes and tags: the router stores them as short tokens.
+fn is_token(s: &str) -> bool {
+    (1..=40).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn pages(config: &Config, p: &mut Problems) {
+    let pages: &Pages = &config.pages;
+    if let Err(why) = exit_url(&pages.exit_url) {
+        p.add(
+            "pages.exit_url",
+            format!(
+                "`{}` {why}; use a neutral site that loads fast, e.g. `https://www.google.com/`",
+                pages.exit_url
+            ),
+        );
+    }
+    for (key, number) in [
+        ("pages.helpline_number", &pages.helpline_number),
+        ("pages.emergency_number", &pages.emergency_number),
+    ] {
+        let ok = (1..=20).contains(&number.len())
+            && number.bytes().any(|b| b.is_ascii_digit())
+            && number
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b' ' || b == b'+' || b == b'-');
+        if !ok {
+            p.add(
+                key,
+                format!(
+                    "`{number}` is not a phone number; use digits, spaces, + and -, e.g. `116 111`"
+                ),
+            );
+        }
+    }
+    for host in &pages.widget_hosts {
+        if let Err(why) = origin_url(host) {
+            p.add(
+                "pages.widget_hosts",
+                format!("`{host}` {why}; write a site's origin, e.g. `https://www.example.org`"),
+            );
+        }
+    }
+    if pages.outcomes.is_empty() {
+        p.add(
+            "pages.outcomes",
+            "is empty; counsellors need at least one outcome to close a conversation, e.g. [\"listened\"]",
+        );
+    }
+    for (key, list) in [
+        ("pages.outcomes", &pages.outcomes),
+        ("pages.tags", &pages.tags),
+    ] {
+        for item in list.iter().filter(|i| !is_token(i)) {
+            p.add(
+                key,
+                format!(
+                    "`{item}` is not a short word; use 1 to 40 lower-case letters, digits, `-` \
+                     and `_`, e.g. `online-safety`"
+                ),
+            );
+        }
+    }
+    canned(config, p);
+    p.positive(
+        "pages.target_wait_s",
+        pages.target_wait_s,
+        "count every answer as late",
+    );
+}
+
+/// An `http(s)://host/…` address a browser can be sent to: unlike an origin it may have a path and
+/// a query.
+fn exit_url(url: &str) -> Result<(), &'static str> {
+    let lower = url.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+        .ok_or("does not start with https:// or http://")?;
+    if rest
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        return Err("has no host");
+    }
+    if url
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "\"'<>`\\".contains(c))
+    {
+        return Err("contains a space, a quote or an angle bracket");
+    }
+    Ok(())
+}
+
+/// Canned responses: `"LANG: text"`. Those in a language not in `routing.languages` are simply
+/// not offered, so narrowing the languages does not force editing this list too.
+fn canned(config: &Config, p: &mut Problems) {
+    let max = config.webchat.max_message_bytes;
+    for item in &config.pages.canned_responses {
+        let short: String = item.chars().take(30).collect();
+        let Some((lang, text)) = item.split_once(':') else {
+            p.add(
+                "pages.canned_responses",
+                format!("`{short}…` has no language; write \"LANG: text\", e.g. \"ro: Bună!\""),
+            );
+            continue;
+        };
+        let lang = lang.trim();
+        if !((2..=3).contains(&lang.len()) && lang.bytes().all(|b| b.is_ascii_lowercase())) {
+            p.add(
+                "pages.canned_responses",
+                format!(
+                    "`{short}…` starts with `{lang}`, which is not a language code; write \
+                     \"LANG: text\" with LANG as in routing.languages, e.g. \"ro: Bună!\""
+                ),
+            );
+        }
+        // A bad max_message_bytes is reported under its own key; don't repeat it per response.
+        let too_long = (64..=65536).contains(&max) && text.trim().len() > max;
+        if text.trim().is_empty() || too_long {
+            p.add(
+                "pages.canned_responses",
+                format!(
+                    "`{short}…` must have 1 to {max} bytes of text (webchat.max_message_bytes)"
+                ),
+            );
         }
     }
 }

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use helpline_adapters::{Close, FrameSocket, Inbound};
+use tracing::Instrument;
 
 use crate::auth;
 use crate::errors::ApiError;
@@ -68,7 +69,11 @@ pub async fn upgrade(State(app): State<App>, headers: HeaderMap, ws: WebSocketUp
     let shutdown = app.shutdown.clone();
     let tracker = app.tracker.clone();
     let webchat = app.webchat.clone();
+    // The session keeps the upgrade request's span, so all its lines share one log id.
+    let span = tracing::Span::current();
     tuned(ws, &app).on_upgrade(move |socket| {
-        tracker.track_future(async move { webchat.serve(AxumSocket(socket), shutdown).await })
+        tracker.track_future(
+            async move { webchat.serve(AxumSocket(socket), shutdown).await }.instrument(span),
+        )
     })
 }

@@ -27,6 +27,8 @@ pub enum CliError {
     Store(#[from] helpline_router::StoreError),
     #[error("{0}")]
     Usage(String),
+    #[error("unhealthy: {0}")]
+    Unhealthy(String),
 }
 
 impl CliError {
@@ -50,6 +52,12 @@ pub async fn serve(config: Config) -> Result<(), CliError> {
     tokio::spawn(crate::shutdown_signal(shutdown.clone()));
     crate::run(config, shutdown).await?;
     Ok(())
+}
+
+/// `helpline health`: exit 0 when the gateway on this machine answers `/healthz` (container
+/// health checks; the runtime image has no curl).
+pub fn health(config: &Config) -> Result<(), CliError> {
+    crate::health::check(&config.server.listen).map_err(CliError::Unhealthy)
 }
 
 /// `helpline config check`: prints the effective configuration with secrets redacted.

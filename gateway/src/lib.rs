@@ -7,12 +7,16 @@ pub mod commands;
 mod api;
 mod auth;
 mod chat;
+mod dashboard;
 mod errors;
+mod health;
+mod logging;
 mod pages;
 mod probes;
 mod server;
 mod shutdown;
 mod staff;
+mod webhooks;
 
 pub use server::run;
 pub use shutdown::shutdown_signal;

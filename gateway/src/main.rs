@@ -36,6 +36,8 @@ enum Cmd {
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Exit 0 when the gateway on this machine answers /healthz (for container health checks).
+    Health,
 }
 
 #[derive(Subcommand)]
@@ -117,6 +119,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
         return commands::config_check(path);
     }
     let config = commands::load_config(path)?;
+    if let Cmd::Health = cli.command {
+        return commands::health(&config);
+    }
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async move {
@@ -146,6 +151,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 commands::user_disable(&config, &username).await
             }
             Cmd::Config(ConfigCmd::Check) => commands::config_check(path),
+            Cmd::Health => commands::health(&config),
         }
     })
 }

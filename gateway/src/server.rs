@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::routing::{any, get};
+use helpline_adapters::telegram::Telegram;
 use helpline_adapters::webchat::Webchat;
 use helpline_config::Config;
 use helpline_router::{Router, RouterError};
@@ -19,6 +20,8 @@ use crate::{api, chat, pages, probes, staff};
 pub struct App {
     pub router: Router,
     pub webchat: Webchat,
+    /// The Telegram channel, when `channels.telegram.token` is set.
+    pub telegram: Option<Telegram>,
     /// Cancelled on SIGTERM: sockets close with 1012, `/readyz` turns 503.
     pub shutdown: CancellationToken,
     /// Every socket task, so shutdown can wait for them.
@@ -46,6 +49,7 @@ fn routes(app: App) -> axum::Router {
         .route("/widget.js", get(pages::widget))
         .route("/console", get(pages::console))
         .route("/supervisor", get(pages::supervisor))
+        .route("/static/{name}", get(pages::asset))
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz))
         .route("/metrics", get(probes::metrics))
@@ -58,9 +62,18 @@ fn routes(app: App) -> axum::Router {
         .route("/api/counsellors", get(api::counsellors))
         .route("/api/conversations/{id}/transcript", get(api::transcript))
         .route("/api/audit", get(api::audit))
+        .route("/api/console-config", get(crate::dashboard::console_config))
+        .route("/api/colleagues", get(crate::dashboard::colleagues))
+        .route("/api/conversations", get(crate::dashboard::live))
+        .route("/api/stats", get(crate::dashboard::stats))
         .route("/api/{*rest}", any(api::not_found))
         .route("/ws/chat", get(chat::upgrade))
         .route("/ws/agent", get(staff::upgrade))
+        .route(
+            "/webhooks/telegram",
+            axum::routing::post(crate::webhooks::telegram),
+        )
+        .layer(axum::middleware::from_fn(crate::logging::request_span))
         .with_state(app)
 }
 
@@ -76,8 +89,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
             source,
         })?;
     let tracker = TaskTracker::new();
+    let telegram = Telegram::from_router(&router)?;
     let app = App {
         webchat: Webchat::new(router.clone()),
+        telegram: telegram.clone(),
         router: router.clone(),
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
@@ -87,6 +102,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         let (router, token) = (router.clone(), shutdown.clone());
         tracker.spawn(async move { router.run_background(token).await })
     };
+    if let Some(telegram) = telegram {
+        let token = shutdown.clone();
+        tracker.spawn(async move { telegram.run(token).await });
+    }
     tracing::info!(listen = %addr, "helpline gateway ready");
     let service = routes(app).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, service)

@@ -92,7 +92,8 @@ impl Router {
                 self.store()
                     .create_conversation(&id, &fields, &token_hash(&token), RESUME_TTL_S),
             )
-            .await?;
+            .await
+            .inspect_err(|_| self.inner.keys.forget(&id))?;
         Ok(Started {
             conversation: id,
             token,

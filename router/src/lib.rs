@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod hub;
 pub mod notices;
+pub mod outbox;
 pub mod pseudonym;
 pub mod stats;
 pub mod store;
@@ -18,12 +19,14 @@ pub mod telemetry;
 pub mod urgency;
 pub mod vault;
 
+mod channel;
 mod contact;
 mod counsellor;
 mod sweeper;
 mod transcript;
 
 pub use accounts::{Account, Accounts, Role};
+pub use channel::{CONTACT_BLOCKED, MEDIA_WITHHELD};
 pub use contact::{QueueStatus, Started};
 pub use conversation::{ConversationView, Message, Urgency};
 pub use counsellor::{CounsellorView, Desk, TransferTarget};
@@ -61,6 +64,18 @@ struct Inner {
     hub: Hub,
     telemetry: Telemetry,
     config: Config,
+}
+
+/// The channels this node serves besides web chat, so their metrics exist from the first scrape.
+fn enabled_channels(config: &Config) -> Vec<&'static str> {
+    let mut channels = Vec::new();
+    if config.channels.telegram.token.is_some() {
+        channels.push("telegram");
+    }
+    if config.channels.sms.provider.is_some() {
+        channels.push("sms");
+    }
+    channels
 }
 
 /// The routing settings every script receives, from the configuration.
@@ -130,7 +145,7 @@ impl Router {
                 grader,
                 notices,
                 hub: Hub::default(),
-                telemetry: Telemetry::new(),
+                telemetry: Telemetry::with_channels(&enabled_channels(&config)),
                 config,
             }),
         })
@@ -222,6 +237,10 @@ fn refusal(status: &str) -> RouterError {
         ),
         "same_counsellor" => ("bad_request", "the conversation is already yours"),
         "unchanged" => ("unchanged", "nothing to change"),
+        "exists" => (
+            "already_started",
+            "this contact already has a live conversation",
+        ),
         _ => ("internal", "the router refused the request"),
     };
     RouterError::refused(code, message)

@@ -149,7 +149,7 @@ mod tests {
         Notices::builtin().expect("the shipped notices load")
     }
 
-    const CODES: [&str; 11] = [
+    const CODES: [&str; 27] = [
         "welcome",
         "queued",
         "assigned",
@@ -161,6 +161,24 @@ mod tests {
         "ended_inactive",
         "too_long",
         "emergency",
+        // Channels without a socket (Telegram): the wait, the contact's own end and the offer to
+        // delete the chat, and the language and topic questions with their buttons.
+        "wait_estimate",
+        "ended_by_contact",
+        "delete_offer",
+        "delete_yes",
+        "delete_no",
+        "deleted",
+        "choose_language",
+        "language_name",
+        "choose_topic",
+        "topic_skip",
+        "topic_online-safety",
+        "topic_abuse",
+        "topic_family",
+        "topic_school",
+        "topic_feelings",
+        "topic_other",
     ];
 
     #[test]
@@ -173,6 +191,7 @@ mod tests {
             ("queued", "position"),
             ("assigned", "counsellor"),
             ("too_long", "max"),
+            ("wait_estimate", "minutes"),
         ];
         for code in CODES {
             let wanted: Vec<&str> = expected

@@ -7,7 +7,6 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::conversation::Urgency;
 use crate::events::Event;
 use crate::Router;
 
@@ -106,16 +105,19 @@ impl Router {
     async fn refresh_gauges(&self) -> Result<(), crate::RouterError> {
         let t = self.telemetry();
         let queue = self.queue().await?;
-        t.queue_waiting.reset();
-        for u in Urgency::ALL {
-            t.queue_waiting
-                .with_label_values(&[u.as_str(), "webchat"])
-                .set(0);
-        }
+        t.clear_queue_waiting();
         for v in &queue {
             t.queue_waiting
                 .with_label_values(&[v.urgency.as_str(), &v.channel])
                 .inc();
+            let longest = t
+                .queue_longest_wait_seconds
+                .with_label_values(&[v.urgency.as_str()]);
+            longest.set(
+                longest
+                    .get()
+                    .max(i64::try_from(v.waited_s).unwrap_or(i64::MAX)),
+            );
         }
         let counsellors = self.counsellors().await?;
         for status in ["available", "away", "offline"] {

@@ -15,6 +15,9 @@ pub struct Telemetry {
     pub registry: Registry,
     pub queue_waiting: IntGaugeVec,
     pub queue_wait_seconds: HistogramVec,
+    /// Not in the contract's list: the longest wait of anyone still waiting, for the "longest wait
+    /// over the target" alert and the dashboard (a histogram only sees waits once they end).
+    pub queue_longest_wait_seconds: IntGaugeVec,
     pub conversations_total: IntCounterVec,
     pub first_response_seconds: HistogramVec,
     pub counsellors: IntGaugeVec,
@@ -24,6 +27,9 @@ pub struct Telemetry {
     pub media_withheld_total: IntCounterVec,
     pub webhook_rejected_total: IntCounterVec,
     pub redis_errors_total: IntCounterVec,
+    pub outbox_total: IntCounterVec,
+    /// The channels whose series exist from the start (web chat and the enabled ones).
+    channels: Vec<String>,
 }
 
 fn counter(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -58,10 +64,28 @@ fn histogram(
     h
 }
 
-/// Buckets for human waits: 1 s to about 34 min.
+/// Buckets for human waits, in seconds: fine where service levels are set (under two minutes), up
+/// to an hour, which is already a failure.
+const WAIT_BUCKETS: [f64; 19] = [
+    1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 900.0,
+    1200.0, 1800.0, 2700.0, 3600.0,
+];
+
 fn wait_buckets() -> Vec<f64> {
-    exponential_buckets(1.0, 2.0, 12).unwrap_or_default()
+    WAIT_BUCKETS.to_vec()
 }
+
+/// Buckets for relaying a message, in seconds: 1 ms to about 8 s (a relay slower than that is an
+/// outage, not a latency).
+fn relay_buckets() -> Vec<f64> {
+    exponential_buckets(0.001, 2.0, 14).unwrap_or_default()
+}
+
+/// Label values known before any event, so every series exists (at zero) from the first scrape and
+/// `rate()` and `increase()` see the first event.
+const URGENCIES: [&str; 4] = ["low", "normal", "high", "critical"];
+const OUTCOMES: [&str; 3] = ["answered", "abandoned", "closed"];
+const DIRECTIONS: [&str; 2] = ["in", "out"];
 
 impl Default for Telemetry {
     fn default() -> Self {
@@ -86,6 +110,12 @@ impl Telemetry {
                 "Time from queued to assigned",
                 &["urgency", "channel"],
                 wait_buckets(),
+            ),
+            queue_longest_wait_seconds: gauge(
+                &r,
+                "helpline_queue_longest_wait_seconds",
+                "How long the longest-waiting conversation still in the queue has waited, by urgency",
+                &["urgency"],
             ),
             conversations_total: counter(
                 &r,
@@ -117,7 +147,7 @@ impl Telemetry {
                 "helpline_relay_seconds",
                 "Time from a message received to delivered to the other side",
                 &["direction"],
-                exponential_buckets(0.001, 2.0, 14).unwrap_or_default(),
+                relay_buckets(),
             ),
             offers_total: counter(&r, "helpline_offers_total", "Offers by result", &["result"]),
             media_withheld_total: counter(
@@ -138,7 +168,16 @@ impl Telemetry {
                 "Failed Redis operations",
                 &["op"],
             ),
+            outbox_total: counter(
+                &r,
+                "helpline_outbox_total",
+                "Outbox entries of channels without a socket, by what became of them (sent, retried, \
+                 dropped, blocked, already_sent: taken over after the provider accepted it and only \
+                 acknowledged, resent: taken over after an unconfirmed send and sent again, maybe twice)",
+                &["channel", "result"],
+            ),
             registry: r,
+            channels: Vec::new(),
         };
         for status in ["available", "away", "offline"] {
             t.counsellors.with_label_values(&[status]).set(0);
@@ -146,7 +185,78 @@ impl Telemetry {
         for result in ["accepted", "declined", "timeout"] {
             t.offers_total.with_label_values(&[result]).inc_by(0);
         }
+        for direction in DIRECTIONS {
+            t.relay_seconds.with_label_values(&[direction]);
+        }
+        for op in ["message", "sweep", "heartbeat"] {
+            t.redis_errors_total.with_label_values(&[op]).inc_by(0);
+        }
+        t.init_channel("webchat");
+        for urgency in URGENCIES {
+            t.queue_longest_wait_seconds.with_label_values(&[urgency]);
+        }
         t
+    }
+
+    /// Metrics for a node whose enabled channels are `channels` (web chat is always on).
+    pub fn with_channels(channels: &[&str]) -> Telemetry {
+        let mut t = Telemetry::new();
+        for channel in channels {
+            t.init_channel(channel);
+            t.channels.push((*channel).to_owned());
+        }
+        t
+    }
+
+    /// Sets every `helpline_queue_waiting` series to zero (and drops those of channels that are
+    /// not enabled) before a recount.
+    pub fn clear_queue_waiting(&self) {
+        self.queue_waiting.reset();
+        for urgency in URGENCIES {
+            self.queue_longest_wait_seconds
+                .with_label_values(&[urgency])
+                .set(0);
+        }
+        for channel in std::iter::once("webchat").chain(self.channels.iter().map(String::as_str)) {
+            for urgency in URGENCIES {
+                self.queue_waiting.with_label_values(&[urgency, channel]);
+            }
+        }
+    }
+
+    /// Creates, at zero, every series of one channel whose labels are all known in advance.
+    fn init_channel(&self, channel: &str) {
+        for urgency in URGENCIES {
+            self.queue_waiting.with_label_values(&[urgency, channel]);
+            self.queue_wait_seconds
+                .with_label_values(&[urgency, channel]);
+        }
+        for outcome in OUTCOMES {
+            self.conversations_total
+                .with_label_values(&[channel, outcome])
+                .inc_by(0);
+        }
+        for direction in DIRECTIONS {
+            self.messages_total
+                .with_label_values(&[channel, direction])
+                .inc_by(0);
+        }
+        self.first_response_seconds.with_label_values(&[channel]);
+        self.media_withheld_total
+            .with_label_values(&[channel])
+            .inc_by(0);
+        if channel == "telegram" {
+            for reason in ["missing_secret", "bad_secret", "overloaded", "bad_body"] {
+                self.webhook_rejected_total
+                    .with_label_values(&[channel, reason])
+                    .inc_by(0);
+            }
+        }
+        if channel == "sms" {
+            self.webhook_rejected_total
+                .with_label_values(&[channel, "bad_signature"])
+                .inc_by(0);
+        }
     }
 
     /// Counts and logs one routing event that this node caused.
@@ -236,6 +346,39 @@ impl Telemetry {
             } => {
                 tracing::info!(conversation = %conv, urgency = urgency.as_str(), %category, "urgency changed");
             }
+        }
+    }
+
+    /// Media from a contact was refused and not stored.
+    pub fn media_withheld(&self, channel: &str, conv: &str) {
+        self.media_withheld_total
+            .with_label_values(&[channel])
+            .inc();
+        tracing::info!(conversation = %conv, %channel, "media withheld");
+    }
+
+    /// A webhook call was refused before anything in it was read (`reason`: a closed set).
+    pub fn webhook_rejected(&self, channel: &'static str, reason: &'static str) {
+        self.webhook_rejected_total
+            .with_label_values(&[channel, reason])
+            .inc();
+        tracing::warn!(%channel, %reason, "webhook call refused");
+    }
+
+    /// What became of an outbox entry (`result`: see `helpline_outbox_total`); `why` is a fixed
+    /// phrase, never text from anyone.
+    pub fn outbox(&self, channel: &str, result: &'static str, conv: &str, why: &str) {
+        self.outbox_total
+            .with_label_values(&[channel, result])
+            .inc();
+        match result {
+            "sent" | "retried" => {
+                tracing::debug!(conversation = %conv, %channel, result, why, "outbox")
+            }
+            "dropped" | "resent" => {
+                tracing::warn!(conversation = %conv, %channel, result, why, "outbox")
+            }
+            _ => tracing::info!(conversation = %conv, %channel, result, why, "outbox"),
         }
     }
 

@@ -83,7 +83,7 @@ impl Router {
         Ok(B64.encode(sealed))
     }
 
-    fn open_message(
+    pub(crate) fn open_message(
         &self,
         key: &DataKey,
         conv: &str,

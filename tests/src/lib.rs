@@ -1,5 +1,8 @@
 //! The end-to-end harness: real `redis-server` processes on free ports, the real `helpline` binary,
-//! and real HTTP and WebSocket clients. Every process is killed when its handle drops.
+//! and real HTTP and WebSocket clients. Every process is killed when its handle drops. Providers that
+//! cannot run here have fakes that follow their documented formats ([`fake_telegram`]).
+
+pub mod fake_telegram;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -167,7 +170,7 @@ impl Gateway {
         let child = Command::new(binary())
             .arg("serve")
             .envs(env.iter().cloned())
-            .env("HELPLINE_LOG", "info")
+            .env("HELPLINE_LOG", log_filter(settings))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
             .spawn()
@@ -250,6 +253,15 @@ impl Drop for Gateway {
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log);
     }
+}
+
+/// The log filter: `info`, unless the test sets `HELPLINE_LOG` itself.
+fn log_filter<'a>(settings: &[(&str, &'a str)]) -> &'a str {
+    settings
+        .iter()
+        .rev()
+        .find(|(k, _)| *k == "HELPLINE_LOG")
+        .map_or("info", |(_, v)| v)
 }
 
 /// The password every test account gets.

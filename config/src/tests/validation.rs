@@ -352,3 +352,53 @@ fn relax_timers_may_be_zero() {
     config.routing.relax_language_s = 0;
     config.validate().unwrap();
 }
+
+#[test]
+fn pages_rules_name_their_key() {
+    let mut c = Config::default();
+    c.pages.exit_url = "javascript:alert(1)".into();
+    c.pages.helpline_number = "call us".into();
+    c.pages.widget_hosts = vec!["https://www.example.org/path".into()];
+    c.pages.outcomes = vec!["Has Spaces".into()];
+    c.pages.tags = vec![String::new()];
+    c.pages.canned_responses = vec![
+        "Romanian: hello".into(),
+        "no language here".into(),
+        "en:  ".into(),
+    ];
+    c.pages.target_wait_s = 0;
+    let problems = problems_of(&c);
+    for key in [
+        "pages.exit_url",
+        "pages.helpline_number",
+        "pages.widget_hosts",
+        "pages.outcomes",
+        "pages.tags",
+        "pages.canned_responses",
+        "pages.target_wait_s",
+    ] {
+        assert!(
+            problems.iter().any(|(k, _)| k == key),
+            "no problem for {key}: {problems:?}"
+        );
+    }
+    let canned = problems
+        .iter()
+        .filter(|(k, _)| k == "pages.canned_responses")
+        .count();
+    assert_eq!(canned, 3, "{problems:?}");
+}
+
+#[test]
+fn exit_urls_may_have_a_path_and_query_but_no_quotes() {
+    let mut c = Config::default();
+    c.pages.exit_url = "https://weather.example.org/today?city=chisinau".into();
+    c.pages.outcomes = vec![String::new()];
+    c.pages.outcomes.clear();
+    c.pages.outcomes.push("done".into());
+    c.validate().unwrap();
+    c.pages.exit_url = "https://x.org/\"onload=".into();
+    assert!(problems_of(&c).iter().any(|(k, _)| k == "pages.exit_url"));
+    c.pages.exit_url = "https:///nohost".into();
+    assert!(problems_of(&c).iter().any(|(k, _)| k == "pages.exit_url"));
+}

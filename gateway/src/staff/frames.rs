@@ -159,9 +159,22 @@ pub fn queue(waiting: u64, longest_wait_s: u64) -> String {
 }
 
 pub fn error(code: &str, message: &str, conv: Option<&str>) -> String {
+    error_about(code, message, conv, None)
+}
+
+/// An error about a frame; `client_msg_id` names the refused message, so the console can mark it.
+pub fn error_about(
+    code: &str,
+    message: &str,
+    conv: Option<&str>,
+    client_msg_id: Option<&str>,
+) -> String {
     let mut v = json!({"type": "error", "code": code, "message": message});
     if let Some(c) = conv {
         v["conversation"] = json!(c);
+    }
+    if let Some(id) = client_msg_id {
+        v["client_msg_id"] = json!(id);
     }
     v.to_string()
 }

@@ -18,6 +18,7 @@ use helpline_router::{
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::auth::{self, Staff};
 use crate::chat::{tuned, AxumSocket};
@@ -52,18 +53,23 @@ pub async fn upgrade(
         app.shutdown.clone(),
         app.tracker.clone(),
     );
+    // The session keeps the upgrade request's span, so all its lines share one log id.
+    let span = tracing::Span::current();
     tuned(ws, &app).on_upgrade(move |socket| {
-        tracker.track_future(async move {
-            let mut session = Session {
-                sub: router.hub().join_staff(&account.username),
-                router,
-                account,
-            };
-            let mut socket = AxumSocket(socket);
-            if let Some(close) = session.run(&mut socket, &shutdown).await {
-                socket.close(close).await;
+        tracker.track_future(
+            async move {
+                let mut session = Session {
+                    sub: router.hub().join_staff(&account.username),
+                    router,
+                    account,
+                };
+                let mut socket = AxumSocket(socket);
+                if let Some(close) = session.run(&mut socket, &shutdown).await {
+                    socket.close(close).await;
+                }
             }
-        })
+            .instrument(span),
+        )
     })
 }
 
@@ -189,12 +195,22 @@ impl Session {
             }
         };
         let conv = frame_conversation(&frame).map(str::to_owned);
+        let client_msg_id = match &frame {
+            StaffFrame::Message { client_msg_id, .. } => Some(client_msg_id.clone()),
+            StaffFrame::Whisper { client_msg_id, .. } => client_msg_id.clone(),
+            _ => None,
+        };
         match self.on_frame(frame).await {
             Ok(Some(reply)) => self.say(socket, reply).await,
             Ok(None) => Ok(()),
             Err(r) => {
-                self.say(socket, frames::error(&r.code, &r.message, conv.as_deref()))
-                    .await
+                let error = frames::error_about(
+                    &r.code,
+                    &r.message,
+                    conv.as_deref(),
+                    client_msg_id.as_deref(),
+                );
+                self.say(socket, error).await
             }
         }
     }

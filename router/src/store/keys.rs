@@ -124,4 +124,60 @@ impl Keys {
     pub fn stats_abandoned(&self, day: &str) -> String {
         self.key(&["stats", "abandoned", day])
     }
+
+    /// The live conversation of a contact on a channel with addresses, by pseudonym (the routing
+    /// scripts write and clear it; documented in `lua/common.lua`).
+    pub fn live(&self, pseudonym: &str) -> String {
+        self.key(&["live", pseudonym])
+    }
+
+    /// Stream of a channel's outbound work (written by the routing scripts, see `lua/common.lua`);
+    /// read by every node's sender through the consumer group [`Keys::OUTBOX_GROUP`].
+    pub fn outbox(&self, channel: &str) -> String {
+        self.key(&["outbox", channel])
+    }
+
+    /// List of one conversation's undelivered outbox entry ids, oldest first: only the head is sent,
+    /// so a contact gets their messages in order however many nodes send.
+    pub fn outbox_order(&self, channel: &str, conv: &str) -> String {
+        self.key(&["outbox", channel, "order", conv])
+    }
+
+    /// Hash of outbox entry id -> `sending` (handed to the provider, answer not yet recorded) or
+    /// `sent` (the provider accepted it): what a node that reclaims an entry checks first.
+    pub fn outbox_state(&self, channel: &str) -> String {
+        self.key(&["outbox", channel, "state"])
+    }
+
+    /// Zset of a channel's sender nodes -> last heartbeat (ms): entries held by a node that stopped
+    /// beating are reclaimed by the others.
+    pub fn outbox_consumers(&self, channel: &str) -> String {
+        self.key(&["outbox", channel, "consumers"])
+    }
+
+    /// List of the channel message ids (Telegram `message_id`s, both ways) of a conversation, so the
+    /// contact may have them deleted from their device; expires when the channel no longer allows it.
+    pub fn channel_messages(&self, conv: &str) -> String {
+        self.key(&["chanmsgs", conv])
+    }
+
+    /// Zset of a channel's provider update ids already handled -> when (ms); trimmed to two days.
+    pub fn seen_updates(&self, channel: &str) -> String {
+        self.key(&["seen", channel])
+    }
+
+    /// String: the next provider update to ask for when polling (Telegram's `offset`).
+    pub fn poll_offset(&self, channel: &str) -> String {
+        self.key(&[channel, "offset"])
+    }
+
+    /// String with expiry: the node that polls the channel now (only one may).
+    pub fn poll_lease(&self, channel: &str) -> String {
+        self.key(&[channel, "poller"])
+    }
+}
+
+impl Keys {
+    /// The consumer group of every outbox stream.
+    pub const OUTBOX_GROUP: &'static str = "senders";
 }

@@ -5,13 +5,16 @@
 //! It must never receive clear message text or a raw channel address: callers seal them first.
 
 mod accounts;
+mod channel;
 mod keys;
+mod outbox;
 mod records;
 mod scripts;
 mod stats;
 
 pub use accounts::{AuditEntry, SessionRecord, UserRecord};
 pub use keys::Keys;
+pub use outbox::{OutboxEntry, SendState};
 pub use records::{AgentRecord, ConversationRecord, StoredMessage};
 
 use helpline_config::redact_url;
@@ -57,6 +60,23 @@ pub struct Appended {
     pub id: String,
     pub duplicate: bool,
     pub events: Vec<Event>,
+}
+
+/// A message to store (its text already sealed).
+#[derive(Debug, Clone, Copy)]
+pub struct NewMessage<'a> {
+    pub conv: &'a str,
+    /// `contact`, `counsellor`, `supervisor` or `system`.
+    pub from: &'a str,
+    pub seq: u64,
+    pub sealed_b64: &'a str,
+    /// The sender's id for the message, so a resent one is stored once (or '').
+    pub client_msg_id: &'a str,
+    pub whisper: bool,
+    /// The staff member sending, checked against the conversation (or '').
+    pub staff: &'a str,
+    /// A notice code a contact without a socket is sent with it (or '').
+    pub notice: &'a str,
 }
 
 /// A handle on Redis; cheap to clone (the connection manager multiplexes and reconnects).
@@ -231,14 +251,33 @@ impl Store {
         whisper: bool,
         staff: &str,
     ) -> Result<Appended, StoreError> {
+        let message = NewMessage {
+            conv,
+            from,
+            seq,
+            sealed_b64,
+            client_msg_id,
+            whisper,
+            staff,
+            notice: "",
+        };
+        self.append(&message).await
+    }
+
+    /// Stores a sealed message once per `client_msg_id`; a contact without a socket is also sent
+    /// the notice `message.notice` (when not empty) in the same step.
+    pub async fn append(&self, message: &NewMessage<'_>) -> Result<Appended, StoreError> {
+        let m = message;
         let mut inv = self.scripts.message.prepare_invoke();
         inv.arg(self.keys.prefix()).arg(&*self.settings);
-        inv.arg(conv)
-            .arg(from)
-            .arg(seq)
-            .arg(sealed_b64)
-            .arg(client_msg_id);
-        inv.arg(if whisper { "1" } else { "0" }).arg(staff);
+        inv.arg(m.conv)
+            .arg(m.from)
+            .arg(m.seq)
+            .arg(m.sealed_b64)
+            .arg(m.client_msg_id);
+        inv.arg(if m.whisper { "1" } else { "0" })
+            .arg(m.staff)
+            .arg(m.notice);
         let (id, events, dup): (String, Vec<String>, i64) =
             inv.invoke_async(&mut self.conn()).await?;
         let events = events.iter().filter_map(|e| Event::parse(e)).collect();

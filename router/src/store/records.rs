@@ -55,6 +55,19 @@ pub struct StoredMessage {
     pub whisper: bool,
 }
 
+/// A stream entry of a conversation's messages, as a (still sealed) message.
+pub(super) fn stored_message(e: redis::streams::StreamId) -> StoredMessage {
+    let text = |k: &str| e.get::<String>(k).unwrap_or_default();
+    StoredMessage {
+        seq: text("s").parse().unwrap_or(0),
+        from: text("f"),
+        sealed: text("c"),
+        ts_ms: text("t").parse().unwrap_or(0),
+        whisper: text("w") == "1",
+        id: e.id,
+    }
+}
+
 impl Store {
     pub async fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>, StoreError> {
         let fields: HashMap<String, String> = self.conn().hgetall(self.keys.conv(id)).await?;
@@ -94,20 +107,7 @@ impl Store {
         let entries = self
             .stream_range("XRANGE", &key, &start, "+", limit)
             .await?;
-        Ok(entries
-            .into_iter()
-            .map(|e| {
-                let text = |k: &str| e.get::<String>(k).unwrap_or_default();
-                StoredMessage {
-                    seq: text("s").parse().unwrap_or(0),
-                    from: text("f"),
-                    sealed: text("c"),
-                    ts_ms: text("t").parse().unwrap_or(0),
-                    whisper: text("w") == "1",
-                    id: e.id,
-                }
-            })
-            .collect())
+        Ok(entries.into_iter().map(stored_message).collect())
     }
 
     /// Writes a counsellor's routing profile (from their account) when they connect; a counsellor
@@ -212,6 +212,10 @@ impl Store {
 
     /// Many counsellors' routing state in one round trip.
     pub async fn agents(&self, usernames: &[String]) -> Result<Vec<AgentRecord>, StoreError> {
+        // Redis refuses an empty pipeline ("empty command"): no accounts yet is not an error.
+        if usernames.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for u in usernames {
             pipe.cmd("HMGET")

@@ -23,6 +23,10 @@ pub struct Scripts {
     pub sweep: Script,
     pub positions: Script,
     pub heartbeat: Script,
+    /// Not routing: a sender node's outbox heartbeat and take-over (no prelude).
+    pub outbox_beat: Script,
+    /// Not routing: a lease one node holds at a time (no prelude).
+    pub lease: Script,
 }
 
 impl Scripts {
@@ -40,6 +44,8 @@ impl Scripts {
             sweep: script(include_str!("lua/sweep.lua")),
             positions: script(include_str!("lua/positions.lua")),
             heartbeat: script(include_str!("lua/heartbeat.lua")),
+            outbox_beat: Script::new(include_str!("lua/outbox_beat.lua")),
+            lease: Script::new(include_str!("lua/lease.lua")),
         }
     }
 }

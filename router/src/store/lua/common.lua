@@ -24,6 +24,13 @@
 --   P waits:URGENCY      list   the last 20 waits (ms) of that class, for estimates
 --   P conversations      set    every conversation not yet erased
 --   P events             pub/sub channel of routing events (JSON)
+--   P live:PSEUDONYM     string the live conversation of a contact on a channel with addresses
+--                               (Telegram, SMS: not web chat), so a new message joins it or starts one
+--   P feedback           zset   waiting conversations of channels without a socket, by when their
+--                               queue position may next be told (ms); conv fields fb_at, fb_pos
+--   P outbox:CHANNEL     stream what a channel without a socket must send: conv, kind (msg: id, s;
+--                               notice: code, vars, last), never text or an address
+--   P outbox:CHANNEL:order:ID  list  the undelivered outbox entry ids of conversation ID, oldest first
 
 local P = ARGV[1]
 local S = cjson.decode(ARGV[2])
@@ -42,6 +49,30 @@ end
 
 local function finish(status)
   return { status or 'ok', EVENTS }
+end
+
+-- Contacts on channels without a socket (Telegram, SMS) are told things by message: a change that
+-- concerns them also writes an entry to the channel's outbox, in the same atomic step, and the
+-- conversation's order list keeps the entries in sequence. An entry holds ids, codes and
+-- non-secret values (a position, a counsellor's display name); never text or an address.
+local function outbox(id, kind, fields)
+  local ch = redis.call('HGET', P .. 'conv:' .. id, 'channel')
+  if ch == false or ch == 'webchat' or ch == '' then return end
+  local args = { 'conv', id, 'kind', kind }
+  for k, v in pairs(fields) do
+    table.insert(args, k)
+    table.insert(args, tostring(v))
+  end
+  local eid = redis.call('XADD', P .. 'outbox:' .. ch, '*', unpack(args))
+  redis.call('RPUSH', P .. 'outbox:' .. ch .. ':order:' .. id, eid)
+end
+
+-- A notice (config/notices code) for the contact; `vars` fill its placeholders.
+local function notify(id, code, vars, last)
+  local f = { code = code }
+  if vars ~= nil then f.vars = cjson.encode(vars) end
+  if last then f.last = 1 end
+  outbox(id, 'notice', f)
 end
 
 local function split(s)
@@ -114,8 +145,10 @@ local function activate(id, u)
   local wkey = P .. 'waits:' .. f[2]
   redis.call('LPUSH', wkey, wait)
   redis.call('LTRIM', wkey, 0, 19)
+  redis.call('ZREM', P .. 'feedback', id)
   emit({ k = 'assigned', conv = id, agent = u, display = display,
          wait_ms = wait, urgency = f[2], channel = f[3], first = first })
+  notify(id, 'assigned', { counsellor = display })
 end
 
 local function offer(id, u)
@@ -143,6 +176,60 @@ local function revoke(id, reason)
   emit({ k = 'revoked', conv = id, agent = u, reason = reason })
   return u
 end
+
+-- Counsellor u handed conversation id back (`lost`: their connection was gone); the caller queues it.
+-- A contact without a socket is told, and hears their position again after a minute.
+local FEEDBACK_EVERY_MS = 60000
+local function handed_back(id, u, lost)
+  emit({ k = 'transferred', conv = id, agent = u, lost = lost })
+  notify(id, 'transferred')
+  local ckey = P .. 'conv:' .. id
+  local ch = hget(ckey, 'channel')
+  if ch ~= nil and ch ~= 'webchat' then
+    redis.call('HSET', ckey, 'fb_at', NOW)
+    redis.call('HDEL', ckey, 'fb_pos')
+    redis.call('ZADD', P .. 'feedback', NOW + FEEDBACK_EVERY_MS, id)
+  end
+end
+
+-- Where a waiting conversation stands: 1 while offered (it is next), else its rank in its queue.
+local function position_of(id)
+  local f = redis.call('HMGET', P .. 'conv:' .. id, 'state', 'skills')
+  if f[1] == 'offered' then return 1 end
+  if f[1] ~= 'queued' then return nil end
+  local r = redis.call('ZRANK', P .. 'queue:' .. sig_of(f[2]), id)
+  if not r then return nil end
+  return r + 1
+end
+
+-- The mean of the last waits of an urgency class (ms), or nil without history.
+local function estimate_ms(urgency)
+  local waits = redis.call('LRANGE', P .. 'waits:' .. (urgency or 'normal'), 0, -1)
+  if #waits == 0 then return nil end
+  local sum = 0
+  for _, w in ipairs(waits) do sum = sum + tonumber(w) end
+  return math.floor(sum / #waits)
+end
+
+-- Tells a contact without a socket their queue position (and the estimated wait), and notes when,
+-- so the sweep tells them again at most once a minute and only when it improved.
+local function tell_position(id, pos)
+  local ckey = P .. 'conv:' .. id
+  local vars = { position = pos }
+  local est = estimate_ms(hget(ckey, 'urgency'))
+  if est ~= nil then vars.minutes = math.max(1, math.ceil(est / 60000)) end
+  notify(id, 'queued', vars)
+  redis.call('HSET', ckey, 'fb_at', NOW, 'fb_pos', pos)
+  redis.call('ZADD', P .. 'feedback', NOW + FEEDBACK_EVERY_MS, id)
+end
+
+-- The notice a contact without a socket gets when their conversation ends, by reason; the last
+-- entry of a conversation, after which its sender may forget the address.
+local ENDED_NOTICE = {
+  counsellor_closed = 'ended_by_counsellor',
+  inactive = 'ended_inactive',
+  contact_ended = 'ended_by_contact',
+}
 
 -- Releases counsellor u from active conversation id.
 local function release(id, u)
@@ -175,10 +262,18 @@ local function finish_conversation(id, state, outcome, reason)
   if prev == 'active' and u ~= nil then release(id, u) end
   redis.call('HSET', ckey, 'state', state, 'closed_at', NOW, 'outcome', outcome)
   redis.call('ZREM', P .. 'seen:contacts', id)
+  redis.call('ZREM', P .. 'feedback', id)
   redis.call('DEL', P .. 'passed:' .. id)
   local ch = hget(ckey, 'channel')
+  local pseudonym = hget(ckey, 'pseudonym')
+  if ch ~= 'webchat' and pseudonym ~= nil then
+    local lkey = P .. 'live:' .. pseudonym
+    if redis.call('GET', lkey) == id then redis.call('DEL', lkey) end
+  end
   emit({ k = 'ended', conv = id, agent = u, reason = reason, outcome = outcome, channel = ch,
          answered = (hget(ckey, 'assigned_at') ~= nil) })
+  local code = ENDED_NOTICE[reason]
+  if code ~= nil then notify(id, code, nil, true) end
 end
 
 local function is_live(state)

@@ -2,7 +2,9 @@
 -- ARGV[4] from (contact, counsellor, supervisor, system), ARGV[5] seq, ARGV[6] sealed text (base64),
 -- ARGV[7] client message id or '', ARGV[8] 1 for a whisper (staff only), ARGV[9] the staff member
 -- sending (counsellors may only write in their own active conversations; supervisors whisper in
--- active ones).
+-- active ones), ARGV[10] (optional) a notice code the contact is sent with it on a channel without
+-- a socket (e.g. media_withheld), only when the message is new.
+-- A counsellor's message to a contact without a socket also goes to the channel's outbox.
 -- Returns { stream id, events, 1 if it was a duplicate }.
 local id, from, seq, sealed, cmid, whisper = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local ckey = P .. 'conv:' .. id
@@ -28,4 +30,7 @@ if from == 'counsellor' and hget(ckey, 'first_response_at') == nil then
   ev.first_response_ms = NOW - (tonumber(hget(ckey, 'assigned_at')) or NOW)
 end
 emit(ev)
+if from == 'counsellor' and whisper ~= '1' then outbox(id, 'msg', { id = mid, s = seq }) end
+local notice = ARGV[10]
+if notice ~= nil and notice ~= '' then notify(id, notice) end
 return { mid, EVENTS, 0 }

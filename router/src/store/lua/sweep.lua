@@ -26,7 +26,7 @@ for _, u in ipairs(redis.call('ZRANGEBYSCORE', P .. 'seen:agents', '-inf', NOW -
   for _, id in ipairs(redis.call('SMEMBERS', akey .. ':convs')) do
     release(id, u)
     redis.call('HDEL', P .. 'conv:' .. id, 'counsellor')
-    emit({ k = 'transferred', conv = id, agent = u, lost = true })
+    handed_back(id, u, true)
     enqueue(id)
   end
   set_status(u, 'offline')
@@ -80,4 +80,20 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'seen:contacts', '-inf', NO
 end
 
 dispatch()
+
+-- Contacts without a socket hear their position again at most once a minute, and only when it
+-- improved on what they were last told (nobody is told a worse number).
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'feedback', '-inf', NOW, 'LIMIT', 0, 100)) do
+  local pos = position_of(id)
+  if pos == nil then
+    redis.call('ZREM', P .. 'feedback', id)
+  else
+    local told = tonumber(hget(P .. 'conv:' .. id, 'fb_pos'))
+    if told == nil or pos < told then
+      tell_position(id, pos)
+    else
+      redis.call('ZADD', P .. 'feedback', NOW + 5000, id)
+    end
+  end
+end
 return finish()

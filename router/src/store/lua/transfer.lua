@@ -12,7 +12,7 @@ if target ~= '' then
   if status ~= 'available' or agent_free(target) <= 0 then return finish('counsellor_unavailable') end
 end
 release(id, u)
-emit({ k = 'transferred', conv = id, agent = u })
+handed_back(id, u, nil)
 if skills ~= '' then
   redis.call('HSET', ckey, 'skills', skills, 'orig_skills', skills, 'relaxed', 0)
 end

@@ -1,0 +1,69 @@
+//! `POST /webhooks/telegram`: Telegram's calls in webhook mode. The secret header is compared in
+//! constant time before a byte of the body is parsed (401 otherwise, counted); the update is handed
+//! to the Telegram channel, which answers only once it is stored, and which bounds how many calls
+//! it takes at once (503 past that, so Telegram retries later).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use helpline_adapters::telegram::{WebhookError, CHANNEL};
+use subtle::ConstantTimeEq;
+
+use crate::errors::ApiError;
+use crate::server::App;
+
+/// The header Telegram sends the webhook's `secret_token` back in.
+const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
+
+pub async fn telegram(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    let telegram = app.telegram.as_ref().filter(|t| t.webhook_mode());
+    let secret = app
+        .router
+        .config()
+        .channels
+        .telegram
+        .webhook_secret
+        .as_ref();
+    let (Some(telegram), Some(secret)) = (telegram, secret) else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the Telegram webhook is off (channels.telegram.mode is not webhook)",
+        )
+        .into_response();
+    };
+    let telemetry = app.router.telemetry();
+    let given = headers.get(SECRET_HEADER).map(|v| v.as_bytes());
+    let refused = match given {
+        None => Some("missing_secret"),
+        Some(given) if !bool::from(given.ct_eq(secret.expose().as_bytes())) => Some("bad_secret"),
+        Some(_) => None,
+    };
+    if let Some(reason) = refused {
+        telemetry.webhook_rejected(CHANNEL, reason);
+        return ApiError::unauthorized().into_response();
+    }
+    match telegram.take_update(&body).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(WebhookError::Overloaded) => {
+            telemetry.webhook_rejected(CHANNEL, "overloaded");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "too many updates at once; retry",
+            )
+            .into_response()
+        }
+        Err(WebhookError::BadBody) => {
+            telemetry.webhook_rejected(CHANNEL, "bad_body");
+            ApiError::bad_request("the body is not a Telegram update").into_response()
+        }
+        Err(WebhookError::Unavailable) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the update could not be stored now; retry",
+        )
+        .into_response(),
+    }
+}

@@ -1,0 +1,219 @@
+//! The outbox entries the routing scripts write for contacts without a socket (Telegram, SMS),
+//! against a real redis-server: welcome and position at start, one live conversation per contact,
+//! position updates only when they improve and at most once a minute, the assignment and end
+//! notices, the per-conversation order, and nothing at all for web chat.
+
+// A test's helpers may panic: a failure is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use helpline_router::store::{ScriptSettings, Store};
+use redis::AsyncCommands;
+use serde_json::{json, Value};
+
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--bind", "127.0.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is not installed (apt-get install redis-server)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        RedisServer { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const P: &str = "t:";
+
+fn settings() -> ScriptSettings {
+    ScriptSettings {
+        assignment: "offer",
+        offer_timeout_ms: 3_600_000,
+        lapses_before_away: 2,
+        agent_grace_ms: 3_600_000,
+        aging_ms: 0,
+        relax_topic_ms: 0,
+        relax_language_ms: 0,
+        abandon_ms: 3_600_000,
+    }
+}
+
+async fn create(store: &Store, id: &str, channel: &str, pseudonym: &str) -> String {
+    let fields = json!({
+        "channel": channel, "lang": "ru", "topic": "", "skills": "ru", "alias": "A",
+        "pseudonym": pseudonym, "dek": "x", "urgency": "normal",
+    });
+    store
+        .create_conversation(id, &fields, &format!("{P}resume:{id}"), 60)
+        .await
+        .unwrap()
+        .status
+}
+
+/// The outbox entries of `conv` in order, as (kind, code, vars) from the conversation's order list.
+async fn entries(
+    conn: &mut redis::aio::MultiplexedConnection,
+    conv: &str,
+) -> Vec<(String, String, Value)> {
+    let ids: Vec<String> = conn
+        .lrange(format!("{P}outbox:telegram:order:{conv}"), 0, -1)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for id in ids {
+        let reply: redis::streams::StreamRangeReply = conn
+            .xrange(format!("{P}outbox:telegram"), &id, &id)
+            .await
+            .unwrap();
+        let e = &reply.ids[0];
+        let get = |k: &str| e.get::<String>(k).unwrap_or_default();
+        let vars = serde_json::from_str(&get("vars")).unwrap_or(Value::Null);
+        out.push((get("kind"), get("code"), vars));
+    }
+    out
+}
+
+#[tokio::test]
+async fn contacts_without_a_socket_are_told_by_outbox_entries() {
+    let redis = RedisServer::start();
+    let store = Store::connect(&redis.url(), P, &settings()).await.unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+
+    assert_eq!(create(&store, "c1", "telegram", "p1").await, "ok");
+    assert_eq!(create(&store, "c2", "telegram", "p2").await, "ok");
+    // One live conversation per contact: a second start of p1 opens nothing.
+    assert_eq!(create(&store, "c1bis", "telegram", "p1").await, "exists");
+    let live: String = conn.get(format!("{P}live:p1")).await.unwrap();
+    assert_eq!(live, "c1");
+
+    let c2 = entries(&mut conn, "c2").await;
+    assert_eq!(c2.len(), 2);
+    assert_eq!((c2[0].0.as_str(), c2[0].1.as_str()), ("notice", "welcome"));
+    assert_eq!((c2[1].0.as_str(), c2[1].1.as_str()), ("notice", "queued"));
+    assert_eq!(c2[1].2["position"], 2);
+
+    // Web chat contacts have a socket: no entries, and they are watched for abandonment.
+    assert_eq!(create(&store, "w1", "webchat", "pw").await, "ok");
+    assert!(entries(&mut conn, "w1").await.is_empty());
+    let watched: Option<f64> = conn
+        .zscore(format!("{P}seen:contacts"), "w1")
+        .await
+        .unwrap();
+    assert!(watched.is_some());
+    let unwatched: Option<f64> = conn
+        .zscore(format!("{P}seen:contacts"), "c1")
+        .await
+        .unwrap();
+    assert!(
+        unwatched.is_none(),
+        "a Telegram wait must not count as abandoned"
+    );
+
+    // c1 leaves: its last entry says so (and p1 may start again); c2 moves up.
+    store.end_conversation("c1", "contact_ended").await.unwrap();
+    let c1 = entries(&mut conn, "c1").await;
+    let last = c1.last().unwrap();
+    assert_eq!(last.1, "ended_by_contact");
+    let last_id: Vec<String> = conn
+        .lrange(format!("{P}outbox:telegram:order:c1"), -1, -1)
+        .await
+        .unwrap();
+    let reply: redis::streams::StreamRangeReply = conn
+        .xrange(format!("{P}outbox:telegram"), &last_id[0], &last_id[0])
+        .await
+        .unwrap();
+    assert_eq!(reply.ids[0].get::<String>("last").as_deref(), Some("1"));
+    let live: Option<String> = conn.get(format!("{P}live:p1")).await.unwrap();
+    assert_eq!(live, None);
+
+    // Within the minute nothing is said; once due, the better position is told, once.
+    store.sweep().await.unwrap();
+    assert_eq!(entries(&mut conn, "c2").await.len(), 2);
+    let _: i64 = conn.zadd(format!("{P}feedback"), "c2", 0).await.unwrap();
+    store.sweep().await.unwrap();
+    let c2 = entries(&mut conn, "c2").await;
+    assert_eq!(c2.len(), 3);
+    assert_eq!(c2[2].1, "queued");
+    assert_eq!(c2[2].2["position"], 1);
+    let _: i64 = conn.zadd(format!("{P}feedback"), "c2", 0).await.unwrap();
+    store.sweep().await.unwrap();
+    assert_eq!(
+        entries(&mut conn, "c2").await.len(),
+        3,
+        "told the same position twice"
+    );
+
+    // A counsellor takes it: the contact is told who, and no more positions.
+    store.register_agent("u", 2, "ru", "Olena").await.unwrap();
+    store.set_status("u", "available").await.unwrap();
+    store.accept("c2", "u").await.unwrap();
+    let c2 = entries(&mut conn, "c2").await;
+    assert_eq!(c2[3].1, "assigned");
+    assert_eq!(c2[3].2["counsellor"], "Olena");
+    let due: Option<f64> = conn.zscore(format!("{P}feedback"), "c2").await.unwrap();
+    assert!(due.is_none());
+
+    // A counsellor's message is an entry with its id, never its text.
+    let appended = store
+        .append_message("c2", "counsellor", 1, "U0VBTEVE", "m1", false, "u")
+        .await
+        .unwrap();
+    let ids: Vec<String> = conn
+        .lrange(format!("{P}outbox:telegram:order:c2"), -1, -1)
+        .await
+        .unwrap();
+    let reply: redis::streams::StreamRangeReply = conn
+        .xrange(format!("{P}outbox:telegram"), &ids[0], &ids[0])
+        .await
+        .unwrap();
+    let e = &reply.ids[0];
+    assert_eq!(e.get::<String>("kind").as_deref(), Some("msg"));
+    assert_eq!(e.get::<String>("id"), Some(appended.id));
+    assert!(
+        e.get::<String>("c").is_none(),
+        "sealed text copied into the outbox"
+    );
+
+    // The counsellor closes it: the end notice is the last entry.
+    store.close("c2", Some("u"), "listened", "").await.unwrap();
+    let c2 = entries(&mut conn, "c2").await;
+    assert_eq!(c2.last().unwrap().1, "ended_by_counsellor");
+}
