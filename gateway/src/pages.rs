@@ -31,7 +31,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("app.css", CSS, include_str!("../static/app.css")),
     ("chat.css", CSS, include_str!("../static/chat.css")),
     ("staff.css", CSS, include_str!("../static/staff.css")),
-    ("dashboard.css", CSS, include_str!("../static/dashboard.css")),
+    (
+        "dashboard.css",
+        CSS,
+        include_str!("../static/dashboard.css"),
+    ),
     ("dom.js", JS, include_str!("../static/dom.js")),
     ("i18n.js", JS, include_str!("../static/i18n.js")),
     ("thread.js", JS, include_str!("../static/thread.js")),
@@ -160,6 +164,34 @@ mod tests {
         assert!(!out.contains('<') && !out.contains('>') && !out.contains('&'));
         let back: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(back, v);
+    }
+
+    #[test]
+    fn no_script_parses_html() {
+        let sinks = [
+            ".innerHTML",
+            ".outerHTML",
+            "insertAdjacentHTML(",
+            "document.write(",
+        ];
+        let widget = include_str!("../static/widget.js");
+        for (name, _, body) in ASSETS.iter().chain([&("widget.js", JS, widget)]) {
+            for sink in sinks {
+                assert!(!body.contains(sink), "{name} uses {sink}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_static_file_is_served() {
+        let pages = ["chat.html", "console.html", "supervisor.html", "widget.js"];
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let served =
+                pages.contains(&name.as_str()) || ASSETS.iter().any(|(n, _, _)| *n == name);
+            assert!(served, "gateway/static/{name} is not in pages.rs ASSETS");
+        }
     }
 
     #[test]

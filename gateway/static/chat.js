@@ -12,6 +12,8 @@ import { Thread } from './thread.js';
 const CONFIG = readConfig();
 const STORE_KEY = 'helpline.chat';
 const EMBEDDED = window.self !== window.top;
+/** Opened by widget.js, whose own bar carries the quick exit and the title on the host page. */
+const IN_WIDGET = EMBEDDED && new URLSearchParams(location.search).get('embed') === '1';
 /** Escape pressed twice within this time leaves at once. */
 const ESCAPE_TWICE_MS = 1500;
 
@@ -598,6 +600,7 @@ function grow(textarea) {
 }
 
 wire();
+document.body.classList.toggle('in-widget', IN_WIDGET);
 applyLanguage();
 if (state.token) begin();
 else show('intro');

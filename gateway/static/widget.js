@@ -68,8 +68,13 @@
     panel.setAttribute('role', 'dialog');
     panel.setAttribute('aria-label', w.title);
     var bar = css(document.createElement('div'), {
-      display: 'flex', justifyContent: 'flex-end', gap: '8px', padding: '6px'
+      display: 'flex', alignItems: 'center', gap: '8px', padding: '6px 6px 6px 14px'
     });
+    var title = css(document.createElement('span'), {
+      flex: '1', color: '#ffffff', font: '700 16px/1.2 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif'
+    });
+    title.textContent = w.title;
+    bar.appendChild(title);
     var exit = button(w.exit, { background: '#a4161a', color: '#ffffff', boxShadow: 'none' });
     exit.setAttribute('data-helpline-exit', '');
     exit.addEventListener('click', quickExit);

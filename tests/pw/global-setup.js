@@ -1,11 +1,10 @@
 // Starts one private redis-server on a free port for the whole run (each test's gateway uses its
 // own key prefix on it) and returns the teardown that stops it.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitForPort, binary } from './lib/processes.js';
-import { existsSync } from 'node:fs';
 
 export default async function globalSetup() {
   if (!existsSync(binary())) {

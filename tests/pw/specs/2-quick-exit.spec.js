@@ -121,6 +121,10 @@ test('the widget opens the chat on a helpline site and its quick exit leaves tha
   await page.goto(`${HOST}/`);
   await page.getByRole('button', { name: 'Scrie-ne' }).click();
   const chat = page.frameLocator('iframe[title]');
+  // One quick exit: the widget's, on the host page (the frame's own bar is hidden).
+  await expect(page.locator('[data-helpline-exit]')).toBeVisible();
+  await expect(chat.locator('#start')).toBeVisible();
+  await expect(chat.locator('#exit')).toBeHidden();
   await chat.locator('#start').click();
   await chat.locator('#text').fill('Bună, am nevoie de ajutor.');
   await chat.locator('#text').press('Enter');
