@@ -5,6 +5,8 @@
 //! hands an adapter a socket of text frames, so an adapter's protocol logic can be read (and tested)
 //! without any HTTP in sight.
 
+pub mod sender;
+pub mod sms;
 pub mod telegram;
 pub mod webchat;
 

@@ -268,6 +268,13 @@ pub struct Sms {
     pub from: Option<String>,
     /// REST base URL.
     pub api_url: String,
+    /// The language of a conversation whose first text names none (`RO`, `RU`, `UA`, `EN`).
+    pub default_language: String,
+    /// Words that, sent alone, end the contact's conversation (compared without case). `STOP` also
+    /// opts the number out at Twilio, which then refuses further messages to it.
+    pub end_keywords: Vec<String>,
+    /// Delete inbound media (MMS pictures) at the provider, never having fetched it.
+    pub delete_media: bool,
 }
 
 impl Default for Sms {
@@ -278,6 +285,11 @@ impl Default for Sms {
             auth_token: None,
             from: None,
             api_url: "https://api.twilio.com".into(),
+            default_language: "ro".into(),
+            end_keywords: ["STOP", "END", "GATA", "СТОП", "КОНЕЦ", "КІНЕЦЬ"]
+                .map(String::from)
+                .to_vec(),
+            delete_media: true,
         }
     }
 }

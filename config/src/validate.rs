@@ -398,6 +398,23 @@ fn sms(config: &Config, p: &mut Problems) {
     if sms.provider != Some(SmsProvider::Twilio) {
         return;
     }
+    let languages = &config.routing.languages;
+    if !languages.is_empty() && !languages.contains(&sms.default_language) {
+        p.add(
+            "channels.sms.default_language",
+            format!(
+                "`{}` is not one of routing.languages ({})",
+                sms.default_language,
+                config.routing.languages.join(", ")
+            ),
+        );
+    }
+    if sms.end_keywords.iter().any(|k| k.trim().is_empty()) {
+        p.add(
+            "channels.sms.end_keywords",
+            "holds an empty word; list words such as \"STOP\", \"END\"",
+        );
+    }
     let missing = |value: Option<&str>| value.is_none_or(str::is_empty);
     let required = [
         (

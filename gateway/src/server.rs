@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::routing::{any, get};
+use helpline_adapters::sms::Sms;
 use helpline_adapters::telegram::Telegram;
 use helpline_adapters::webchat::Webchat;
 use helpline_config::Config;
@@ -22,6 +23,8 @@ pub struct App {
     pub webchat: Webchat,
     /// The Telegram channel, when `channels.telegram.token` is set.
     pub telegram: Option<Telegram>,
+    /// The SMS channel, when `channels.sms.provider` is set.
+    pub sms: Option<Sms>,
     /// Cancelled on SIGTERM: sockets close with 1012, `/readyz` turns 503.
     pub shutdown: CancellationToken,
     /// Every socket task, so shutdown can wait for them.
@@ -73,6 +76,10 @@ fn routes(app: App) -> axum::Router {
             "/webhooks/telegram",
             axum::routing::post(crate::webhooks::telegram),
         )
+        .route(
+            crate::webhooks::TWILIO_PATH,
+            axum::routing::post(crate::webhooks::sms_twilio),
+        )
         .layer(axum::middleware::from_fn(crate::logging::request_span))
         .with_state(app)
 }
@@ -90,9 +97,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         })?;
     let tracker = TaskTracker::new();
     let telegram = Telegram::from_router(&router)?;
+    let sms = Sms::from_router(&router)?;
     let app = App {
         webchat: Webchat::new(router.clone()),
         telegram: telegram.clone(),
+        sms: sms.clone(),
         router: router.clone(),
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
@@ -105,6 +114,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     if let Some(telegram) = telegram {
         let token = shutdown.clone();
         tracker.spawn(async move { telegram.run(token).await });
+    }
+    if let Some(sms) = sms {
+        let token = shutdown.clone();
+        tracker.spawn(async move { sms.run(token).await });
     }
     tracing::info!(listen = %addr, "helpline gateway ready");
     let service = routes(app).into_make_service_with_connect_info::<SocketAddr>();

@@ -2,11 +2,16 @@
 //! constant time before a byte of the body is parsed (401 otherwise, counted); the update is handed
 //! to the Telegram channel, which answers only once it is stored, and which bounds how many calls
 //! it takes at once (503 past that, so Telegram retries later).
+//!
+//! `POST /webhooks/sms/twilio`: Twilio-format SMS. The SMS channel checks `X-Twilio-Signature`
+//! against the public URL before anything in the body is used (403 otherwise, counted); the answer,
+//! an empty TwiML `<Response/>`, goes out only once the text is stored.
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use helpline_adapters::sms::{self, Rejected, Webhook};
 use helpline_adapters::telegram::{WebhookError, CHANNEL};
 use subtle::ConstantTimeEq;
 
@@ -63,6 +68,67 @@ pub async fn telegram(State(app): State<App>, headers: HeaderMap, body: Bytes) -
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "the update could not be stored now; retry",
+        )
+        .into_response(),
+    }
+}
+
+/// The path Twilio is pointed at; its signature covers the public URL plus this path.
+pub const TWILIO_PATH: &str = "/webhooks/sms/twilio";
+
+/// An empty TwiML answer: the text is taken, Twilio sends nothing back by itself.
+const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>";
+
+pub async fn sms_twilio(
+    State(app): State<App>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(channel) = app.sms.as_ref() else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the SMS channel is off (channels.sms.provider is not set)",
+        )
+        .into_response();
+    };
+    let call = Webhook {
+        path: TWILIO_PATH,
+        query: uri.query(),
+        headers: &headers,
+        body: &body,
+    };
+    let telemetry = app.router.telemetry();
+    match channel.take(&call).await {
+        Ok(()) => ([(header::CONTENT_TYPE, "text/xml")], EMPTY_TWIML).into_response(),
+        Err(sms::WebhookError::Rejected(why)) => {
+            telemetry.webhook_rejected(sms::CHANNEL, why.reason());
+            match why {
+                Rejected::BadBody => {
+                    ApiError::bad_request("the body is not an SMS webhook").into_response()
+                }
+                Rejected::MissingSignature | Rejected::BadSignature => ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "the request signature does not match",
+                )
+                .into_response(),
+            }
+        }
+        Err(sms::WebhookError::Overloaded) => {
+            telemetry.webhook_rejected(sms::CHANNEL, "overloaded");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "too many messages at once; retry",
+            )
+            .into_response()
+        }
+        Err(sms::WebhookError::Unavailable) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the message could not be stored now; retry",
         )
         .into_response(),
     }

@@ -14,8 +14,10 @@ use crate::Router;
 
 /// What the counsellor sees in place of a photo, video, sticker or file.
 pub const MEDIA_WITHHELD: &str = "[media withheld]";
-/// What the counsellor sees when the contact blocked the channel (e.g. the Telegram bot).
-pub const CONTACT_BLOCKED: &str = "[the contact blocked the bot; the conversation has ended]";
+/// What the counsellor sees when the contact blocked the channel (the Telegram bot) or opted out
+/// of it (SMS `STOP`).
+pub const CONTACT_BLOCKED: &str =
+    "[the contact blocked the bot or opted out of SMS; the conversation has ended]";
 
 impl Router {
     /// The live conversation of `address` on `channel`, if there is one.
@@ -160,14 +162,15 @@ impl Router {
         Ok(ids)
     }
 
-    /// Whether provider update `update` was handled already (a replay after a restart or a retry).
-    pub async fn update_seen(&self, channel: &str, update: i64) -> Result<bool, RouterError> {
+    /// Whether provider update `update` (Telegram's `update_id`, a hash of Twilio's `MessageSid`) was
+    /// handled already (a replay after a restart or a retry).
+    pub async fn update_seen(&self, channel: &str, update: &str) -> Result<bool, RouterError> {
         self.guarded("updates", self.store().update_seen(channel, update))
             .await
     }
 
     /// Records provider update `update` as handled.
-    pub async fn mark_update(&self, channel: &str, update: i64) -> Result<(), RouterError> {
+    pub async fn mark_update(&self, channel: &str, update: &str) -> Result<(), RouterError> {
         let store = self.store();
         self.guarded("updates", store.mark_update(channel, update, now_ms()))
             .await

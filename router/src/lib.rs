@@ -78,6 +78,9 @@ fn enabled_channels(config: &Config) -> Vec<&'static str> {
     channels
 }
 
+/// Channels whose contacts are told little while they wait (see [`ScriptSettings`]): SMS.
+pub const SPARING_CHANNELS: &[&str] = &["sms"];
+
 /// The routing settings every script receives, from the configuration.
 pub fn script_settings(config: &Config) -> ScriptSettings {
     let r = &config.routing;
@@ -94,6 +97,7 @@ pub fn script_settings(config: &Config) -> ScriptSettings {
         relax_topic_ms: r.relax_topic_s * 1000,
         relax_language_ms: r.relax_language_s * 1000,
         abandon_ms: r.abandon_after_s * 1000 + sweeper::TICK_MS,
+        sparing_channels: SPARING_CHANNELS.to_vec(),
     }
 }
 
@@ -199,8 +203,7 @@ impl Router {
         fut: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, RouterError> {
         fut.await.map_err(|e| {
-            self.inner.telemetry.redis_error(op);
-            tracing::warn!(op, error = %e, "Redis operation failed");
+            self.inner.telemetry.redis_failed(op, &e);
             RouterError::Store(e)
         })
     }

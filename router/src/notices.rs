@@ -149,7 +149,7 @@ mod tests {
         Notices::builtin().expect("the shipped notices load")
     }
 
-    const CODES: [&str; 27] = [
+    const CODES: [&str; 28] = [
         "welcome",
         "queued",
         "assigned",
@@ -179,6 +179,8 @@ mod tests {
         "topic_school",
         "topic_feelings",
         "topic_other",
+        // SMS: how to choose a language and how to end, after the welcome.
+        "sms_help",
     ];
 
     #[test]

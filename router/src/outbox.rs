@@ -268,7 +268,12 @@ impl Outbox {
         let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let notices = self.router.notices();
         let mut text = notices.text(lang, code, &pairs);
-        if code == "queued" && pairs.iter().any(|(k, _)| *k == "minutes") {
+        // A sparing channel's welcome carries the position too (one message instead of two).
+        if code != "queued" && pairs.iter().any(|(k, _)| *k == "position") {
+            text.push(' ');
+            text.push_str(&notices.text(lang, "queued", &pairs));
+        }
+        if pairs.iter().any(|(k, _)| *k == "minutes") {
             text.push(' ');
             text.push_str(&notices.text(lang, "wait_estimate", &pairs));
         }

@@ -32,8 +32,7 @@ impl Router {
             let mut pubsub = match self.store().pubsub().await {
                 Ok(p) => p,
                 Err(e) => {
-                    self.telemetry().redis_error("subscribe");
-                    tracing::warn!(error = %e, "cannot subscribe to routing events; retrying");
+                    self.telemetry().redis_failed("subscribe", &e);
                     tokio::select! { _ = shutdown.cancelled() => return, _ = tokio::time::sleep(backoff) => {} }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;

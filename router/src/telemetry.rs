@@ -253,9 +253,11 @@ impl Telemetry {
             }
         }
         if channel == "sms" {
-            self.webhook_rejected_total
-                .with_label_values(&[channel, "bad_signature"])
-                .inc_by(0);
+            for reason in ["missing_signature", "bad_signature", "bad_body"] {
+                self.webhook_rejected_total
+                    .with_label_values(&[channel, reason])
+                    .inc_by(0);
+            }
         }
     }
 
@@ -382,8 +384,16 @@ impl Telemetry {
         }
     }
 
+    /// Counts a failed Redis operation without a log line (prefer [`Self::redis_failed`]).
     pub fn redis_error(&self, op: &'static str) {
         self.redis_errors_total.with_label_values(&[op]).inc();
+    }
+
+    /// A Redis operation failed: counts it by `op` and logs it, with the error (whose Redis URL is
+    /// already redacted, and which never holds a key's value).
+    pub fn redis_failed(&self, op: &'static str, error: &dyn std::fmt::Display) {
+        self.redis_errors_total.with_label_values(&[op]).inc();
+        tracing::warn!(op, %error, "Redis operation failed");
     }
 
     /// A message reached the other side `ms` after it was stored.
@@ -391,6 +401,7 @@ impl Telemetry {
         self.relay_seconds
             .with_label_values(&[direction])
             .observe(ms.max(0) as f64 / 1000.0);
+        tracing::debug!(direction, ms, "message relayed");
     }
 
     /// The text exposition of every metric.
@@ -407,6 +418,53 @@ impl Telemetry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_exist_before_the_first_event_for_every_enabled_channel() {
+        let text = Telemetry::with_channels(&["telegram"]).render();
+        for series in [
+            r#"helpline_queue_waiting{channel="telegram",urgency="critical"} 0"#,
+            r#"helpline_conversations_total{channel="webchat",outcome="abandoned"} 0"#,
+            r#"helpline_messages_total{channel="telegram",direction="in"} 0"#,
+            r#"helpline_relay_seconds_count{direction="out"} 0"#,
+            r#"helpline_media_withheld_total{channel="telegram"} 0"#,
+            r#"helpline_webhook_rejected_total{channel="telegram",reason="bad_secret"} 0"#,
+            r#"helpline_queue_longest_wait_seconds{urgency="critical"} 0"#,
+            r#"helpline_offers_total{result="timeout"} 0"#,
+            r#"helpline_counsellors{status="available"} 0"#,
+        ] {
+            assert!(text.contains(series), "{series} missing in {text}");
+        }
+    }
+
+    #[test]
+    fn buckets_fit_their_quantities() {
+        let t = Telemetry::new();
+        t.queue_wait_seconds
+            .with_label_values(&["normal", "webchat"])
+            .observe(3000.0);
+        t.relay_seconds.with_label_values(&["in"]).observe(0.002);
+        let text = t.render();
+        // Waits up to an hour, with the 60 s target as a bucket edge for the service level.
+        assert!(text.contains(r#"urgency="normal",le="3600"} 1"#), "{text}");
+        assert!(text.contains(r#"urgency="normal",le="60"} 0"#), "{text}");
+        // Relays from a millisecond.
+        assert!(text.contains(r#"helpline_relay_seconds_bucket{direction="in",le="0.001"} 0"#));
+        assert!(text.contains(r#"helpline_relay_seconds_bucket{direction="in",le="0.002"} 1"#));
+    }
+
+    #[test]
+    fn the_queue_recount_keeps_enabled_channels_at_zero() {
+        let t = Telemetry::with_channels(&["sms"]);
+        t.queue_waiting.with_label_values(&["high", "sms"]).set(3);
+        t.queue_longest_wait_seconds
+            .with_label_values(&["high"])
+            .set(42);
+        t.clear_queue_waiting();
+        let text = t.render();
+        assert!(text.contains(r#"helpline_queue_waiting{channel="sms",urgency="high"} 0"#));
+        assert!(text.contains(r#"helpline_queue_longest_wait_seconds{urgency="high"} 0"#));
+    }
 
     #[test]
     fn every_contract_metric_is_exposed() {

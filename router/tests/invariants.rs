@@ -775,6 +775,7 @@ async fn run_steps(
         relax_topic_ms: 0,
         relax_language_ms: 0,
         abandon_ms: LONG_MS,
+        sparing_channels: helpline_router::SPARING_CHANNELS.to_vec(),
     };
     let store = Store::connect(url, &prefix, &settings)
         .await

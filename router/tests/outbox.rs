@@ -72,6 +72,7 @@ fn settings() -> ScriptSettings {
         relax_topic_ms: 0,
         relax_language_ms: 0,
         abandon_ms: 3_600_000,
+        sparing_channels: helpline_router::SPARING_CHANNELS.to_vec(),
     }
 }
 
@@ -92,14 +93,22 @@ async fn entries(
     conn: &mut redis::aio::MultiplexedConnection,
     conv: &str,
 ) -> Vec<(String, String, Value)> {
+    entries_of(conn, "telegram", conv).await
+}
+
+async fn entries_of(
+    conn: &mut redis::aio::MultiplexedConnection,
+    channel: &str,
+    conv: &str,
+) -> Vec<(String, String, Value)> {
     let ids: Vec<String> = conn
-        .lrange(format!("{P}outbox:telegram:order:{conv}"), 0, -1)
+        .lrange(format!("{P}outbox:{channel}:order:{conv}"), 0, -1)
         .await
         .unwrap();
     let mut out = Vec::new();
     for id in ids {
         let reply: redis::streams::StreamRangeReply = conn
-            .xrange(format!("{P}outbox:telegram"), &id, &id)
+            .xrange(format!("{P}outbox:{channel}"), &id, &id)
             .await
             .unwrap();
         let e = &reply.ids[0];
@@ -108,6 +117,44 @@ async fn entries(
         out.push((get("kind"), get("code"), vars));
     }
     out
+}
+
+#[tokio::test]
+async fn a_sparing_channel_hears_one_acknowledgement_then_only_assigned_and_ended() {
+    let redis = RedisServer::start();
+    let store = Store::connect(&redis.url(), P, &settings()).await.unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+
+    assert_eq!(create(&store, "s1", "sms", "ps1").await, "ok");
+    assert_eq!(create(&store, "s2", "sms", "ps2").await, "ok");
+    let s2 = entries_of(&mut conn, "sms", "s2").await;
+    assert_eq!(s2.len(), 1, "{s2:?}");
+    assert_eq!((s2[0].0.as_str(), s2[0].1.as_str()), ("notice", "welcome"));
+    assert_eq!(s2[0].2["position"], 2);
+    let due: Option<f64> = conn.zscore(format!("{P}feedback"), "s2").await.unwrap();
+    assert!(
+        due.is_none(),
+        "a sparing channel is never told its position again"
+    );
+
+    // s1 leaves, s2 moves up: nothing is said about it.
+    store.end_conversation("s1", "contact_ended").await.unwrap();
+    let _: i64 = conn.zadd(format!("{P}feedback"), "s2", 0).await.unwrap();
+    store.sweep().await.unwrap();
+    let _: i64 = conn.zrem(format!("{P}feedback"), "s2").await.unwrap();
+    assert_eq!(entries_of(&mut conn, "sms", "s2").await.len(), 1);
+
+    store.register_agent("u", 2, "ru", "Ion").await.unwrap();
+    store.set_status("u", "available").await.unwrap();
+    store.accept("s2", "u").await.unwrap();
+    store.end_conversation("s2", "contact_ended").await.unwrap();
+    let codes: Vec<String> = entries_of(&mut conn, "sms", "s2")
+        .await
+        .into_iter()
+        .map(|e| e.1)
+        .collect();
+    assert_eq!(codes, ["welcome", "assigned", "ended_by_contact"]);
 }
 
 #[tokio::test]

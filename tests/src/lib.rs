@@ -3,6 +3,7 @@
 //! cannot run here have fakes that follow their documented formats ([`fake_telegram`]).
 
 pub mod fake_telegram;
+pub mod fake_twilio;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -310,10 +311,22 @@ impl Client {
     }
 
     pub async fn open(gw: &Gateway, path: &str, cookie: Option<&str>) -> Result<Client> {
+        match cookie {
+            Some(c) => Self::open_with_headers(gw, path, &[("Cookie", c)]).await,
+            None => Self::open_with_headers(gw, path, &[]).await,
+        }
+    }
+
+    /// Opens `path` with the gateway's `Origin` and extra request headers.
+    pub async fn open_with_headers(
+        gw: &Gateway,
+        path: &str,
+        headers: &[(&'static str, &str)],
+    ) -> Result<Client> {
         let mut req = format!("ws://127.0.0.1:{}{}", gw.port, path).into_client_request()?;
         req.headers_mut().insert("Origin", gw.origin().parse()?);
-        if let Some(c) = cookie {
-            req.headers_mut().insert("Cookie", c.parse()?);
+        for (name, value) in headers {
+            req.headers_mut().insert(*name, value.parse()?);
         }
         let (ws, _) = tokio_tungstenite::connect_async(req).await?;
         Ok(Client {

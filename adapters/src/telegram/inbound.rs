@@ -24,7 +24,8 @@ impl Telegram {
     /// again; anything else (a refusal, a failed prompt) is handled as far as it can be.
     pub async fn handle(&self, update: Update) -> Result<(), RouterError> {
         let router = &self.inner.router;
-        if router.update_seen(CHANNEL, update.id).await? {
+        let update_key = update.id.to_string();
+        if router.update_seen(CHANNEL, &update_key).await? {
             return Ok(());
         }
         let handled = match update.kind {
@@ -53,7 +54,7 @@ impl Telegram {
             ),
             Ok(()) => {}
         }
-        router.mark_update(CHANNEL, update.id).await
+        router.mark_update(CHANNEL, &update_key).await
     }
 
     async fn start(&self, from: &From) -> Result<(), RouterError> {

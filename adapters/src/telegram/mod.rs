@@ -27,8 +27,8 @@ use helpline_router::{Router, RouterError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::sender::Backoff;
 use api::Api;
-use outbound::Backoff;
 
 /// The channel's name in the router (conversations, pseudonyms, metrics).
 pub const CHANNEL: &str = "telegram";

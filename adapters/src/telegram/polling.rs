@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::api::Failure;
-use super::outbound::Backoff;
 use super::{updates, Telegram, CHANNEL};
+use crate::sender::Backoff;
 
 /// How long one `getUpdates` waits for updates.
 const POLL_WAIT: Duration = Duration::from_secs(10);

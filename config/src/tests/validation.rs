@@ -308,6 +308,28 @@ const CASES: &[(Breaker, &str, &str)] = &[
         "channels.sms.from",
         "required",
     ),
+    (
+        |c| {
+            c.channels.sms.provider = Some(SmsProvider::Twilio);
+            c.channels.sms.account_sid = Some("AC".into());
+            c.channels.sms.auth_token = Some(Secret::new("t"));
+            c.channels.sms.from = Some("+1".into());
+            c.channels.sms.default_language = "de".into();
+        },
+        "channels.sms.default_language",
+        "not one of routing.languages",
+    ),
+    (
+        |c| {
+            c.channels.sms.provider = Some(SmsProvider::Twilio);
+            c.channels.sms.account_sid = Some("AC".into());
+            c.channels.sms.auth_token = Some(Secret::new("t"));
+            c.channels.sms.from = Some("+1".into());
+            c.channels.sms.end_keywords = vec![" ".into()];
+        },
+        "channels.sms.end_keywords",
+        "empty word",
+    ),
 ];
 
 #[test]

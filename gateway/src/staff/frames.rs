@@ -154,6 +154,21 @@ pub fn ack(client_msg_id: &str, id: &str) -> String {
     json!({"type": "ack", "client_msg_id": client_msg_id, "id": id}).to_string()
 }
 
+/// The `ack` of a counsellor's message to an SMS contact, with what it costs there (`sms`:
+/// characters, encoding, segments; GSM-7 160/153, UCS-2 70/67), so replies can be kept short.
+pub fn ack_sms(client_msg_id: &str, id: &str, text: &str) -> String {
+    let size = helpline_adapters::sms::segments::count(text);
+    let encoding = match size.encoding {
+        helpline_adapters::sms::segments::Encoding::Gsm7 => "gsm7",
+        helpline_adapters::sms::segments::Encoding::Ucs2 => "ucs2",
+    };
+    json!({
+        "type": "ack", "client_msg_id": client_msg_id, "id": id,
+        "sms": {"chars": size.chars, "encoding": encoding, "segments": size.segments},
+    })
+    .to_string()
+}
+
 pub fn queue(waiting: u64, longest_wait_s: u64) -> String {
     json!({"type": "queue", "waiting": waiting, "longest_wait_s": longest_wait_s}).to_string()
 }

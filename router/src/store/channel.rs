@@ -55,7 +55,7 @@ impl Store {
     }
 
     /// Whether provider update `update` of `channel` was handled already.
-    pub async fn update_seen(&self, channel: &str, update: i64) -> Result<bool, StoreError> {
+    pub async fn update_seen(&self, channel: &str, update: &str) -> Result<bool, StoreError> {
         let score: Option<f64> = self
             .conn()
             .zscore(self.keys.seen_updates(channel), update)
@@ -67,7 +67,7 @@ impl Store {
     pub async fn mark_update(
         &self,
         channel: &str,
-        update: i64,
+        update: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let key = self.keys.seen_updates(channel);

@@ -38,6 +38,10 @@ pub struct ScriptSettings {
     pub relax_topic_ms: u64,
     pub relax_language_ms: u64,
     pub abandon_ms: u64,
+    /// Channels whose contacts get sparing queue feedback: one acknowledgement with their position
+    /// and estimated wait, then only `assigned` and `ended` (no repeated positions, no transfer
+    /// notices). Each message costs money there and shows on whatever phone the contact holds.
+    pub sparing_channels: Vec<&'static str>,
 }
 
 /// What a routing script did: its status (`ok` or a refusal such as `not_offered`) and its events.

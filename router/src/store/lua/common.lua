@@ -179,12 +179,22 @@ end
 
 -- Counsellor u handed conversation id back (`lost`: their connection was gone); the caller queues it.
 -- A contact without a socket is told, and hears their position again after a minute.
+-- A sparing channel (S.sparing_channels, e.g. SMS: costly, and read by whoever holds the phone)
+-- tells its contacts only one acknowledgement with their position, then `assigned` and `ended`.
+local function sparing(ch)
+  for _, c in ipairs(S.sparing_channels or {}) do
+    if c == ch then return true end
+  end
+  return false
+end
+
 local FEEDBACK_EVERY_MS = 60000
 local function handed_back(id, u, lost)
   emit({ k = 'transferred', conv = id, agent = u, lost = lost })
-  notify(id, 'transferred')
   local ckey = P .. 'conv:' .. id
   local ch = hget(ckey, 'channel')
+  if sparing(ch) then return end
+  notify(id, 'transferred')
   if ch ~= nil and ch ~= 'webchat' then
     redis.call('HSET', ckey, 'fb_at', NOW)
     redis.call('HDEL', ckey, 'fb_pos')
@@ -213,12 +223,16 @@ end
 
 -- Tells a contact without a socket their queue position (and the estimated wait), and notes when,
 -- so the sweep tells them again at most once a minute and only when it improved.
+local function position_vars(id, pos)
+  local vars = { position = pos }
+  local est = estimate_ms(hget(P .. 'conv:' .. id, 'urgency'))
+  if est ~= nil then vars.minutes = math.max(1, math.ceil(est / 60000)) end
+  return vars
+end
+
 local function tell_position(id, pos)
   local ckey = P .. 'conv:' .. id
-  local vars = { position = pos }
-  local est = estimate_ms(hget(ckey, 'urgency'))
-  if est ~= nil then vars.minutes = math.max(1, math.ceil(est / 60000)) end
-  notify(id, 'queued', vars)
+  notify(id, 'queued', position_vars(id, pos))
   redis.call('HSET', ckey, 'fb_at', NOW, 'fb_pos', pos)
   redis.call('ZADD', P .. 'feedback', NOW + FEEDBACK_EVERY_MS, id)
 end

@@ -2,7 +2,7 @@
 -- ARGV[6] resume key lifetime (s). On a channel with addresses (not web chat) a contact has at most
 -- one live conversation: if they have one, nothing is created and the status is `exists`. Such a
 -- contact has no socket to heartbeat, so their wait is never counted as abandoned; they are told
--- welcome and their position by the channel's outbox instead.
+-- welcome and their position by the channel's outbox instead (a sparing channel: in one message).
 local id = ARGV[3]
 local ckey = P .. 'conv:' .. id
 local fields = cjson.decode(ARGV[4])
@@ -21,6 +21,15 @@ if not by_message then redis.call('ZADD', P .. 'seen:contacts', NOW, id) end
 redis.call('SADD', P .. 'conversations', id)
 enqueue(id)
 emit({ k = 'queued', conv = id, channel = fields.channel })
+if sparing(fields.channel) then
+  -- One acknowledgement: welcome, position and wait in a single message, never repeated.
+  local pos = position_of(id)
+  local vars = nil
+  if pos ~= nil then vars = position_vars(id, pos) end
+  notify(id, 'welcome', vars)
+  dispatch()
+  return finish()
+end
 notify(id, 'welcome')
 dispatch()
 if by_message then

@@ -85,7 +85,7 @@ dispatch()
 -- improved on what they were last told (nobody is told a worse number).
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'feedback', '-inf', NOW, 'LIMIT', 0, 100)) do
   local pos = position_of(id)
-  if pos == nil then
+  if pos == nil or sparing(hget(P .. 'conv:' .. id, 'channel')) then
     redis.call('ZREM', P .. 'feedback', id)
   else
     local told = tonumber(hget(P .. 'conv:' .. id, 'fb_pos'))
