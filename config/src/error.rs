@@ -156,6 +156,13 @@ pub enum KeyProblem {
     WrongLength(usize),
     #[error("both security.master_key and security.master_key_file are set; keep only one")]
     Conflict,
+    #[error(
+        "security.master_keys_dir is set together with security.master_key or \
+         security.master_key_file; keep only the directory, with the single key moved to v1.key in it"
+    )]
+    DirConflict,
+    #[error("holds no master key file named v<N>.key")]
+    NoVersions,
 }
 
 fn lines<T: fmt::Display>(items: &[T]) -> String {
@@ -180,7 +187,13 @@ const KEY_FIX: &str =
 
 fn key_line(key: &str, file: Option<&PathBuf>, problem: &KeyProblem) -> String {
     match (file, problem) {
-        (_, KeyProblem::Conflict) => format!("{key}: {problem}"),
+        (_, KeyProblem::Conflict | KeyProblem::DirConflict) => format!("{key}: {problem}"),
+        (Some(dir), KeyProblem::NoVersions) => format!(
+            "{key} ({}): the directory {} {problem}; put the current master key there as v1.key \
+             (32 random bytes in base64, e.g. from `head -c32 /dev/urandom | base64`)",
+            env_var_name(key),
+            dir.display()
+        ),
         (Some(file), KeyProblem::Missing) => format!(
             "{key} ({}): the file {} does not exist; create it with \
              `head -c32 /dev/urandom | base64 > {}` (and back it up: without it no stored \

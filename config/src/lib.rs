@@ -23,6 +23,7 @@ mod tests;
 
 pub use env::{Env, MapEnv, ProcessEnv, CONFIG_VAR, PREFIX};
 pub use error::{ConfigError, EnvProblem, KeyProblem, Problem};
+pub use keys::{master_key_file_name, write_master_key, VersionedKey};
 pub use load::load;
 pub use redact::redact_url;
 pub use secret::Secret;
@@ -95,7 +96,11 @@ pub struct Security {
     pub master_key: Option<Secret>,
     /// A file holding the master key (base64), instead of `master_key`.
     pub master_key_file: Option<String>,
-    /// 32 random bytes, base64: the HMAC key for pseudonyms; derived from the master key if absent.
+    /// A directory of versioned master keys, `v<N>.key` (base64 each), instead of the single key
+    /// above; the highest N is active. `helpline keys rotate` adds the next version here.
+    pub master_keys_dir: Option<String>,
+    /// 32 random bytes, base64: the HMAC key for pseudonyms; derived from the master key if absent
+    /// (from version 1 when the keys are versioned, so pseudonyms survive rotation).
     pub pseudonym_key: Option<Secret>,
     /// A staff session ends after this many seconds without a request.
     pub session_idle_s: u64,
@@ -112,6 +117,7 @@ impl Default for Security {
         Self {
             master_key: None,
             master_key_file: None,
+            master_keys_dir: None,
             pseudonym_key: None,
             session_idle_s: 1800,
             session_max_s: 12 * 3600,
@@ -260,7 +266,7 @@ pub enum TelegramMode {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Sms {
-    /// `twilio`; the channel is off when absent.
+    /// `twilio` or `smpp`; the channel is off when absent.
     pub provider: Option<SmsProvider>,
     pub account_sid: Option<String>,
     pub auth_token: Option<Secret>,
@@ -275,6 +281,23 @@ pub struct Sms {
     pub end_keywords: Vec<String>,
     /// Delete inbound media (MMS pictures) at the provider, never having fetched it.
     pub delete_media: bool,
+    /// SMPP: the carrier's SMSC (host name or address); `from` is the short code sent from.
+    pub smpp_host: Option<String>,
+    pub smpp_port: u16,
+    /// SMPP: the account the carrier gave (bind_transceiver's `system_id` and `password`).
+    pub smpp_system_id: Option<String>,
+    pub smpp_password: Option<Secret>,
+    /// SMPP: the `system_type` the carrier asks for, often empty.
+    pub smpp_system_type: String,
+    /// SMPP: type of number and numbering plan of `from` (3 and 0 for a short code, 1 and 1 for
+    /// an international number).
+    pub smpp_source_ton: u8,
+    pub smpp_source_npi: u8,
+    /// SMPP: seconds between `enquire_link` keep-alives; the link is dropped and bound again
+    /// when two go unanswered.
+    pub smpp_enquire_link_s: u64,
+    /// SMPP: `submit_sm` sent and not yet answered at once (the carrier's window).
+    pub smpp_window: u32,
 }
 
 impl Default for Sms {
@@ -290,6 +313,15 @@ impl Default for Sms {
                 .map(String::from)
                 .to_vec(),
             delete_media: true,
+            smpp_host: None,
+            smpp_port: 2775,
+            smpp_system_id: None,
+            smpp_password: None,
+            smpp_system_type: String::new(),
+            smpp_source_ton: 3,
+            smpp_source_npi: 0,
+            smpp_enquire_link_s: 30,
+            smpp_window: 10,
         }
     }
 }
@@ -299,6 +331,8 @@ impl Default for Sms {
 #[serde(rename_all = "lowercase")]
 pub enum SmsProvider {
     Twilio,
+    /// SMPP 3.4 straight to a carrier's SMSC.
+    Smpp,
 }
 
 /// What the web pages show and offer: the contact page's quick exit and phone numbers, the sites

@@ -187,6 +187,18 @@ fn security(security: &Security, p: &mut Problems) {
             "is empty; give the path of a file holding the key, or remove the line",
         );
     }
+    match security.master_keys_dir.as_deref() {
+        Some("") => p.add(
+            "security.master_keys_dir",
+            "is empty; give the directory holding v1.key, v2.key, …, or remove the line",
+        ),
+        Some(_) if security.master_key.is_some() || security.master_key_file.is_some() => p.add(
+            "security.master_keys_dir",
+            "is set together with security.master_key or security.master_key_file; keep only \
+             the directory, with the single key moved into it as v1.key",
+        ),
+        _ => {}
+    }
     if security
         .pseudonym_key
         .as_ref()
@@ -395,9 +407,9 @@ fn sms(config: &Config, p: &mut Problems) {
             ),
         );
     }
-    if sms.provider != Some(SmsProvider::Twilio) {
+    let Some(provider) = sms.provider else {
         return;
-    }
+    };
     let languages = &config.routing.languages;
     if !languages.is_empty() && !languages.contains(&sms.default_language) {
         p.add(
@@ -416,6 +428,9 @@ fn sms(config: &Config, p: &mut Problems) {
         );
     }
     let missing = |value: Option<&str>| value.is_none_or(str::is_empty);
+    if provider == SmsProvider::Smpp {
+        return smpp(sms, p);
+    }
     let required = [
         (
             "channels.sms.account_sid",
@@ -441,6 +456,84 @@ fn sms(config: &Config, p: &mut Problems) {
             );
             p.add(key, message);
         }
+    }
+}
+
+/// The SMPP keys, when `channels.sms.provider` is `smpp`.
+fn smpp(sms: &crate::Sms, p: &mut Problems) {
+    let missing = |value: Option<&str>| value.is_none_or(|v| v.trim().is_empty());
+    let required = [
+        (
+            "channels.sms.smpp_host",
+            missing(sms.smpp_host.as_deref()),
+            "the SMSC's host name or address",
+        ),
+        (
+            "channels.sms.smpp_system_id",
+            missing(sms.smpp_system_id.as_deref()),
+            "the system_id",
+        ),
+        (
+            "channels.sms.smpp_password",
+            missing(sms.smpp_password.as_ref().map(|t| t.expose())),
+            "the password",
+        ),
+        (
+            "channels.sms.from",
+            missing(sms.from.as_deref()),
+            "the short code or number texts come to (e.g. `116111`)",
+        ),
+    ];
+    for (key, is_missing, what) in required {
+        if is_missing {
+            let message = format!(
+                "is required when channels.sms.provider is `smpp`; \
+                 set {what} from the carrier's SMPP account details"
+            );
+            p.add(key, message);
+        }
+    }
+    // SMPP 3.4 limits (section 4.1): system_id 15 octets, password 8, system_type 12, address 20.
+    let limits = [
+        (
+            "channels.sms.smpp_system_id",
+            sms.smpp_system_id.as_deref(),
+            15,
+        ),
+        (
+            "channels.sms.smpp_password",
+            sms.smpp_password.as_ref().map(|t| t.expose()),
+            8,
+        ),
+        (
+            "channels.sms.smpp_system_type",
+            Some(&sms.smpp_system_type),
+            12,
+        ),
+        ("channels.sms.from", sms.from.as_deref(), 20),
+    ];
+    for (key, value, max) in limits {
+        if value.is_some_and(|v| v.len() > max || v.contains('\0')) {
+            p.add(
+                key,
+                format!("is longer than SMPP allows ({max} characters)"),
+            );
+        }
+    }
+    if sms.smpp_port == 0 {
+        p.add("channels.sms.smpp_port", "must be a port, e.g. 2775");
+    }
+    if !(5..=600).contains(&sms.smpp_enquire_link_s) {
+        p.add(
+            "channels.sms.smpp_enquire_link_s",
+            "must be between 5 and 600 seconds; 30 suits most carriers",
+        );
+    }
+    if !(1..=100).contains(&sms.smpp_window) {
+        p.add(
+            "channels.sms.smpp_window",
+            "must be between 1 and 100; ask the carrier, 10 is common",
+        );
     }
 }
 

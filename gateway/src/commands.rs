@@ -129,7 +129,10 @@ pub async fn demo(mut config: Config) -> Result<(), CliError> {
         config.redis.url = Secret::new(url);
         redis_child = Some(ChildGuard(child));
     }
-    if config.security.master_key.is_none() && config.security.master_key_file.is_none() {
+    if config.security.master_key.is_none()
+        && config.security.master_key_file.is_none()
+        && config.security.master_keys_dir.is_none()
+    {
         let file = data.join("master.key");
         if !file.exists() {
             write_private(&file, &random_key_b64())?;
@@ -257,4 +260,120 @@ async fn demo_accounts(config: &Config, data: &Path) -> Result<String, CliError>
     }
     write_private(&file, &lines)?;
     Ok(lines)
+}
+
+/// How long a rotation waits after announcing the new version, so running nodes (which check
+/// every second) wrap new data keys under it before the re-wrap passes begin.
+const ROTATION_SETTLE: std::time::Duration = std::time::Duration::from_millis(2500);
+
+/// `helpline keys rotate`: adds the next master key version to `security.master_keys_dir` (unless
+/// `rewrap_only`: then the highest version already there is the new one), makes it active and
+/// re-wraps every data key under it, printing progress after every batch.
+pub async fn keys_rotate(config: &Config, batch: usize, rewrap_only: bool) -> Result<(), CliError> {
+    use helpline_router::rotation::{load_master_keys, Rotation};
+    use helpline_router::vault::Vault;
+
+    let Some(dir) = config.security.master_keys_dir.as_deref() else {
+        return Err(CliError::Usage(
+            "keys rotate needs versioned master keys: move the current master key into a \
+             directory as v1.key (mode 0600) and set security.master_keys_dir \
+             (HELPLINE_SECURITY__MASTER_KEYS_DIR) to it instead of master_key/master_key_file"
+                .into(),
+        ));
+    };
+    let current = Vault::new(load_master_keys(config)?);
+    let store = helpline_router::connect_store(config).await?;
+    let version = if rewrap_only {
+        current.active_version()
+    } else {
+        let version = current.active_version().saturating_add(1);
+        let key = current.random_master_key().map_err(RouterError::from)?;
+        let path = helpline_config::write_master_key(Path::new(dir), version, &key)?;
+        println!(
+            "wrote master key version {version} to {} (back it up with the others; every node \
+             must see it)",
+            path.display()
+        );
+        version
+    };
+    let vault = Vault::new(load_master_keys(config)?);
+    if vault.active_version() != version {
+        return Err(CliError::Usage(format!(
+            "master key version {version} was written but version {} is the highest in {dir}; \
+             remove the stray higher version file and run `helpline keys rotate --rewrap-only`",
+            vault.active_version()
+        )));
+    }
+    let rotation = Rotation::new(store, vault);
+    println!(
+        "version {version} is active; waiting {} ms for running nodes to switch",
+        ROTATION_SETTLE.as_millis()
+    );
+    let done = rotation
+        .rewrap_all(batch.max(1), ROTATION_SETTLE, |p| {
+            println!(
+                "pass {}: {} conversations scanned, {} data keys re-wrapped, {} already on version \
+                 {version}, {} erased meanwhile",
+                p.pass, p.scanned, p.rewrapped, p.current, p.gone
+            );
+        })
+        .await?;
+    let counts = rotation.counts(batch.max(1)).await?;
+    let old: u64 = counts
+        .per_version
+        .iter()
+        .filter(|(v, _)| **v != version)
+        .map(|(_, n)| n)
+        .sum();
+    if old > 0 {
+        return Err(CliError::Usage(format!(
+            "{old} data keys are still wrapped under older versions after {} passes; a node \
+             probably lacks v{version}.key: copy it to every node and run `helpline keys rotate \
+             --rewrap-only`",
+            done.pass
+        )));
+    }
+    println!(
+        "done: every data key is wrapped under master key version {version}; an older key \
+         file may be deleted once `helpline keys status` shows 0 data keys for it"
+    );
+    Ok(())
+}
+
+/// `helpline keys status`: the active master key version and how many data keys each version
+/// wraps.
+pub async fn keys_status(config: &Config, batch: usize) -> Result<(), CliError> {
+    use helpline_router::rotation::{load_master_keys, Rotation};
+    use helpline_router::vault::Vault;
+
+    let vault = Vault::new(load_master_keys(config)?);
+    let store = helpline_router::connect_store(config).await?;
+    let rotation = Rotation::new(store, vault);
+    let counts = rotation.counts(batch.max(1)).await?;
+    let loaded = rotation.vault().loaded_versions();
+    let list = |v: &[u32]| {
+        v.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("active version: {}", rotation.vault().active_version());
+    println!("loaded versions: {}", list(&loaded));
+    let mut versions: Vec<u32> = loaded.clone();
+    versions.extend(counts.per_version.keys());
+    versions.sort_unstable();
+    versions.dedup();
+    for v in versions {
+        let n = counts.per_version.get(&v).copied().unwrap_or(0);
+        let note = if loaded.contains(&v) {
+            ""
+        } else {
+            " (not loaded: these conversations cannot be read here)"
+        };
+        println!("version {v}: {n} data keys{note}");
+    }
+    if counts.unreadable > 0 {
+        println!("not a wrapped data key: {}", counts.unreadable);
+    }
+    Ok(())
 }

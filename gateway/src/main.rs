@@ -36,6 +36,9 @@ enum Cmd {
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Master key versions: rotate, status.
+    #[command(subcommand)]
+    Keys(KeysCmd),
     /// Exit 0 when the gateway on this machine answers /healthz (for container health checks).
     Health,
 }
@@ -65,6 +68,27 @@ enum UserCmd {
     Disable {
         #[arg(long)]
         username: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Add the next master key version to security.master_keys_dir, make it active and re-wrap
+    /// every conversation data key under it (messages are not re-encrypted).
+    Rotate {
+        /// Conversations read from Redis at a time.
+        #[arg(long, default_value_t = helpline_router::rotation::DEFAULT_BATCH)]
+        batch: usize,
+        /// Write no new version: re-wrap under the highest version already in the directory
+        /// (after an interrupted rotation, or a key file distributed to every node beforehand).
+        #[arg(long)]
+        rewrap_only: bool,
+    },
+    /// Show the active master key version and how many data keys each version wraps.
+    Status {
+        /// Conversations read from Redis at a time.
+        #[arg(long, default_value_t = helpline_router::rotation::DEFAULT_BATCH)]
+        batch: usize,
     },
 }
 
@@ -150,6 +174,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Cmd::User(UserCmd::Disable { username }) => {
                 commands::user_disable(&config, &username).await
             }
+            Cmd::Keys(KeysCmd::Rotate { batch, rewrap_only }) => {
+                commands::keys_rotate(&config, batch, rewrap_only).await
+            }
+            Cmd::Keys(KeysCmd::Status { batch }) => commands::keys_status(&config, batch).await,
             Cmd::Config(ConfigCmd::Check) => commands::config_check(path),
             Cmd::Health => commands::health(&config),
         }

@@ -13,6 +13,7 @@ pub mod hub;
 pub mod notices;
 pub mod outbox;
 pub mod pseudonym;
+pub mod rotation;
 pub mod stats;
 pub mod store;
 pub mod telemetry;
@@ -44,7 +45,7 @@ use crate::pseudonym::Pseudonyms;
 use crate::store::{ScriptSettings, Store};
 use crate::transcript::KeyCache;
 use crate::urgency::Grader;
-use crate::vault::{MasterKeys, Vault};
+use crate::vault::Vault;
 
 /// The router of one gateway node. Cheap to clone; every clone shares the node's state.
 #[derive(Clone)]
@@ -64,6 +65,9 @@ struct Inner {
     hub: Hub,
     telemetry: Telemetry,
     config: Config,
+    /// The announced master key version this node last warned it could not load, so a missing key
+    /// file is reported once, not every tick.
+    key_version_warned: std::sync::atomic::AtomicU32,
 }
 
 /// The channels this node serves besides web chat, so their metrics exist from the first scrape.
@@ -113,28 +117,18 @@ pub async fn connect_store(config: &Config) -> Result<Store, StoreError> {
 }
 
 impl Router {
-    /// Builds the router: connects to Redis, loads the master key, the phrase lists and the notices.
+    /// Builds the router: connects to Redis, loads the master keys, the phrase lists and the notices.
     pub async fn connect(config: Config) -> Result<Router, RouterError> {
-        let master = config
-            .security
-            .master_key_bytes()
-            .map_err(|e| RouterError::Setup(e.to_string()))?
-            .ok_or_else(|| {
-                RouterError::Setup(
-                    "no master key: set security.master_key_file (or HELPLINE_SECURITY__MASTER_KEY_FILE) \
-                     to a file holding 32 random bytes in base64, e.g. from `head -c32 /dev/urandom | base64`"
-                        .into(),
-                )
-            })?;
+        let keys = rotation::load_master_keys(&config)?;
         let pseudonyms = match config
             .security
             .pseudonym_key_bytes()
             .map_err(|e| RouterError::Setup(e.to_string()))?
         {
             Some(key) => Pseudonyms::new(*key),
-            None => Pseudonyms::derive_from_master(&master),
+            None => Pseudonyms::derive_from_master(&*rotation::pseudonym_master(&config)?),
         };
-        let vault = Vault::new(MasterKeys::new(1, *master));
+        let vault = Vault::new(keys);
         let grader = Grader::builtin().map_err(|e| RouterError::Setup(e.to_string()))?;
         let notices = Notices::builtin().map_err(|e| RouterError::Setup(e.to_string()))?;
         let store = connect_store(&config).await?;
@@ -151,6 +145,7 @@ impl Router {
                 hub: Hub::default(),
                 telemetry: Telemetry::with_channels(&enabled_channels(&config)),
                 config,
+                key_version_warned: std::sync::atomic::AtomicU32::new(0),
             }),
         })
     }

@@ -76,6 +76,7 @@ impl Router {
         loop {
             tokio::select! { _ = shutdown.cancelled() => return, _ = interval.tick() => {} }
             self.sweep_once().await;
+            self.follow_key_version().await;
             n = n.wrapping_add(1);
             if n % GAUGES_EVERY == 1 {
                 if let Err(e) = self.refresh_gauges().await {

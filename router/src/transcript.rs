@@ -10,7 +10,7 @@ use base64::Engine;
 use crate::conversation::Message;
 use crate::error::RouterError;
 use crate::events::Event;
-use crate::vault::{DataKey, Purpose};
+use crate::vault::{DataKey, Purpose, VaultError};
 use crate::Router;
 
 /// Most data keys a node keeps unwrapped; past it the cache starts afresh (keys unwrap in µs).
@@ -66,7 +66,14 @@ impl Router {
         let wrapped = B64
             .decode(wrapped)
             .map_err(|_| RouterError::Setup("stored key is not base64".into()))?;
-        let key = self.inner.vault.unwrap_key(conv, &wrapped)?;
+        let key = match self.inner.vault.unwrap_key(conv, &wrapped) {
+            // Wrapped under a version this node has not loaded: a rotation added it after the
+            // node started. Read the key directory again, once.
+            Err(VaultError::UnknownKeyVersion(_)) if self.reload_keys() => {
+                self.inner.vault.unwrap_key(conv, &wrapped)?
+            }
+            other => other?,
+        };
         self.inner.keys.put(conv, key.clone());
         Ok(key)
     }

@@ -28,7 +28,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -106,6 +106,25 @@ impl MasterKeys {
             keys,
             active: active_version,
         }
+    }
+
+    /// Master keys from `(version, key)` pairs; the highest version is active. `None` when empty.
+    pub fn from_versions(
+        versions: impl IntoIterator<Item = (u32, [u8; KEY_LEN])>,
+    ) -> Result<Option<Self>, VaultError> {
+        let mut keys: Option<MasterKeys> = None;
+        for (version, key) in versions {
+            match keys.as_mut() {
+                None => keys = Some(MasterKeys::new(version, key)),
+                Some(loaded) => {
+                    loaded.add(version, key)?;
+                    if version > loaded.active {
+                        loaded.active = version;
+                    }
+                }
+            }
+        }
+        Ok(keys)
     }
 
     /// Loads another version, still readable but not active until `set_active`.
@@ -261,14 +280,16 @@ pub struct Vault {
 }
 
 struct Inner {
-    keys: MasterKeys,
+    /// Replaced whole when a node reloads its key directory (a rotation added a version); readers
+    /// take the current set for one operation.
+    keys: RwLock<Arc<MasterKeys>>,
     rng: SystemRandom,
 }
 
 impl fmt::Debug for Vault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Vault")
-            .field("keys", &self.inner.keys)
+            .field("keys", &*self.keys())
             .finish()
     }
 }
@@ -277,15 +298,45 @@ impl Vault {
     pub fn new(keys: MasterKeys) -> Self {
         Self {
             inner: Arc::new(Inner {
-                keys,
+                keys: RwLock::new(Arc::new(keys)),
                 rng: SystemRandom::new(),
             }),
         }
     }
 
+    /// The master keys in use now.
+    fn keys(&self) -> Arc<MasterKeys> {
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts freshly loaded master keys in place (for every clone): a node that meets a version it
+    /// has not loaded, or learns that a rotation made a new version active, reloads its keys.
+    pub fn replace_keys(&self, keys: MasterKeys) {
+        *self.inner.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+    }
+
     /// The master key version new data keys are wrapped under.
     pub fn active_version(&self) -> u32 {
-        self.inner.keys.active
+        self.keys().active
+    }
+
+    /// The loaded master key versions, ascending.
+    pub fn loaded_versions(&self) -> Vec<u32> {
+        self.keys().versions().collect()
+    }
+
+    /// 32 fresh random bytes for a new master key version (`helpline keys rotate`).
+    pub fn random_master_key(&self) -> Result<Zeroizing<[u8; KEY_LEN]>, VaultError> {
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        self.inner
+            .rng
+            .fill(&mut key[..])
+            .map_err(|_| VaultError::Random)?;
+        Ok(key)
     }
 
     /// A fresh random data key for `conversation`, and its wrapped form to store.
@@ -305,7 +356,7 @@ impl Vault {
         let version = Self::wrapped_version(wrapped).ok_or(VaultError::BadFormat(
             "not a wrapped data key of a known format and length",
         ))?;
-        let key = aead_key(self.inner.keys.key(version)?)?;
+        let key = aead_key(self.keys().key(version)?)?;
         // In bounds: `wrapped_version` checked the length is exactly WRAPPED_LEN.
         let (nonce, body) = wrapped[WRAP_HEADER_LEN..].split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce)
@@ -337,10 +388,11 @@ impl Vault {
         wrapped: &[u8],
     ) -> Result<Option<Vec<u8>>, VaultError> {
         let dek = self.unwrap_key(conversation, wrapped)?;
-        if Self::wrapped_version(wrapped) == Some(self.inner.keys.active) {
+        let keys = self.keys();
+        if Self::wrapped_version(wrapped) == Some(keys.active) {
             return Ok(None);
         }
-        self.wrap(conversation, &dek).map(Some)
+        wrap_under(&keys, &self.inner.rng, conversation, &dek).map(Some)
     }
 
     /// The master key version a wrapped data key names, or `None` if it is not a wrapped key.
@@ -353,28 +405,35 @@ impl Vault {
     }
 
     fn wrap(&self, conversation: &str, dek: &DataKey) -> Result<Vec<u8>, VaultError> {
-        let version = self.inner.keys.active;
-        let key = aead_key(self.inner.keys.key(version)?)?;
-        let mut nonce = [0u8; NONCE_LEN];
-        self.inner
-            .rng
-            .fill(&mut nonce)
-            .map_err(|_| VaultError::Random)?;
-
-        let mut out = Vec::with_capacity(WRAPPED_LEN);
-        out.push(WRAP_FORMAT);
-        out.extend_from_slice(&version.to_be_bytes());
-        out.extend_from_slice(&nonce);
-        let mut body = Zeroizing::new(dek.key.to_vec());
-        key.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(wrap_aad(conversation, version)),
-            &mut *body,
-        )
-        .map_err(|_| VaultError::Internal("wrap a data key"))?;
-        out.extend_from_slice(&body);
-        Ok(out)
+        wrap_under(&self.keys(), &self.inner.rng, conversation, dek)
     }
+}
+
+/// `dek` wrapped for `conversation` under the active version of `keys`.
+fn wrap_under(
+    keys: &MasterKeys,
+    rng: &SystemRandom,
+    conversation: &str,
+    dek: &DataKey,
+) -> Result<Vec<u8>, VaultError> {
+    let version = keys.active;
+    let key = aead_key(keys.key(version)?)?;
+    let mut nonce = [0u8; NONCE_LEN];
+    rng.fill(&mut nonce).map_err(|_| VaultError::Random)?;
+
+    let mut out = Vec::with_capacity(WRAPPED_LEN);
+    out.push(WRAP_FORMAT);
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(&nonce);
+    let mut body = Zeroizing::new(dek.key.to_vec());
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(wrap_aad(conversation, version)),
+        &mut *body,
+    )
+    .map_err(|_| VaultError::Internal("wrap a data key"))?;
+    out.extend_from_slice(&body);
+    Ok(out)
 }
 
 fn aead_key(bytes: &[u8; KEY_LEN]) -> Result<LessSafeKey, VaultError> {
@@ -697,6 +756,30 @@ mod tests {
             only_v2.unwrap_key(CONV_A, &wrapped_v1).unwrap_err(),
             VaultError::UnknownKeyVersion(1)
         );
+    }
+
+    #[test]
+    fn versions_load_with_the_highest_active_and_reload_for_every_clone() {
+        assert!(MasterKeys::from_versions([]).unwrap().is_none());
+        assert_eq!(
+            MasterKeys::from_versions([(1, key(1)), (1, key(2))]).unwrap_err(),
+            VaultError::DuplicateKeyVersion(1)
+        );
+        let keys = MasterKeys::from_versions([(3, key(3)), (1, key(1)), (2, key(2))])
+            .unwrap()
+            .unwrap();
+        assert_eq!(keys.active_version(), 3);
+
+        let vault = vault_v1();
+        let clone = vault.clone();
+        let (_, wrapped_v1) = vault.new_data_key(CONV_A).unwrap();
+        vault.replace_keys(keys);
+        assert_eq!(clone.active_version(), 3);
+        assert_eq!(clone.loaded_versions(), [1, 2, 3]);
+        let (_, wrapped) = clone.new_data_key(CONV_A).unwrap();
+        assert_eq!(Vault::wrapped_version(&wrapped), Some(3));
+        clone.unwrap_key(CONV_A, &wrapped_v1).unwrap();
+        assert_ne!(*vault.random_master_key().unwrap(), [0u8; KEY_LEN]);
     }
 
     #[test]

@@ -15,12 +15,11 @@
 //!
 //! One private `redis-server` serves the whole test; each case uses its own key prefix.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use helpline_router::store::{ScriptSettings, Store};
 use helpline_router::Event;
@@ -28,6 +27,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
 use redis::aio::MultiplexedConnection;
 use serde_json::json;
+use support::RedisServer;
 
 const LANGS: [&str; 3] = ["ro", "ru", "en"];
 const URGENCIES: [&str; 4] = ["low", "normal", "high", "critical"];
@@ -38,63 +38,6 @@ const CLASS_SPAN: f64 = 1e13;
 
 // ---------------------------------------------------------------------------------------------
 // The private redis-server.
-
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start() -> Result<RedisServer, String> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .map_err(|e| format!("no free port: {e}"))?;
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--bind", "127.0.0.1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                format!("redis-server is not installed (apt-get install redis-server): {e}")
-            })?;
-        let server = RedisServer { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let ready = TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && redis::Client::open(server.url())
-                    .and_then(|c| c.get_connection())
-                    .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-                    .is_ok();
-            if ready {
-                return Ok(server);
-            }
-            if Instant::now() > deadline {
-                return Err(format!("redis-server did not start on port {port}"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The generated cases.

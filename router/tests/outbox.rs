@@ -6,75 +6,14 @@
 // A test's helpers may panic: a failure is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-use helpline_router::store::{ScriptSettings, Store};
+use helpline_router::store::Store;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
-
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--bind", "127.0.0.1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is not installed (apt-get install redis-server)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        RedisServer { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{settings, RedisServer};
 
 const P: &str = "t:";
-
-fn settings() -> ScriptSettings {
-    ScriptSettings {
-        assignment: "offer",
-        offer_timeout_ms: 3_600_000,
-        lapses_before_away: 2,
-        agent_grace_ms: 3_600_000,
-        aging_ms: 0,
-        relax_topic_ms: 0,
-        relax_language_ms: 0,
-        abandon_ms: 3_600_000,
-        sparing_channels: helpline_router::SPARING_CHANNELS.to_vec(),
-    }
-}
 
 async fn create(store: &Store, id: &str, channel: &str, pseudonym: &str) -> String {
     let fields = json!({
@@ -121,7 +60,7 @@ async fn entries_of(
 
 #[tokio::test]
 async fn a_sparing_channel_hears_one_acknowledgement_then_only_assigned_and_ended() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start().unwrap();
     let store = Store::connect(&redis.url(), P, &settings()).await.unwrap();
     let client = redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -159,7 +98,7 @@ async fn a_sparing_channel_hears_one_acknowledgement_then_only_assigned_and_ende
 
 #[tokio::test]
 async fn contacts_without_a_socket_are_told_by_outbox_entries() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start().unwrap();
     let store = Store::connect(&redis.url(), P, &settings()).await.unwrap();
     let client = redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();

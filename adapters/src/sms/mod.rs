@@ -3,7 +3,8 @@
 //!
 //! - One module per provider behind [`Provider`], which receives a webhook's raw body and headers
 //!   (providers sign different things) and sends one text: `twilio.rs` (Twilio's format: signed
-//!   form posts in, REST out). SMPP would be a second one.
+//!   form posts in, REST out) and `smpp/` (SMPP 3.4 straight to a carrier: a link the gateway
+//!   keeps bound, texts in as `deliver_sm`, out as `submit_sm`).
 //! - `inbound.rs` acts on a text: a number without a live conversation starts one (language from a
 //!   first-word keyword), later texts join it, end keywords end it, media is withheld.
 //! - `outbound.rs` is the channel's side of [`crate::sender`]: counsellor messages and the sparing
@@ -15,6 +16,7 @@
 mod inbound;
 mod outbound;
 pub mod segments;
+pub mod smpp;
 pub mod twilio;
 
 use std::future::Future;
@@ -27,6 +29,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::sender::Delivery;
+use smpp::Smpp;
 use twilio::Twilio;
 
 /// The channel's name in the router (conversations, pseudonyms, metrics).
@@ -117,7 +120,7 @@ pub struct Sms {
 
 struct Inner {
     router: Router,
-    provider: Twilio,
+    provider: Active,
     /// Webhook calls being handled, bounded so a flood cannot exhaust the node.
     admitted: Semaphore,
 }
@@ -126,11 +129,14 @@ impl Sms {
     /// The channel when `channels.sms.provider` is set, else `None` (the channel is off).
     pub fn from_router(router: &Router) -> Result<Option<Sms>, RouterError> {
         let config = router.config();
-        let Some(SmsProvider::Twilio) = config.channels.sms.provider else {
-            return Ok(None);
+        let sms = &config.channels.sms;
+        let provider = match sms.provider {
+            None => return Ok(None),
+            Some(SmsProvider::Twilio) => Active::Twilio(
+                Twilio::new(&config.server.public_url, sms).map_err(RouterError::Setup)?,
+            ),
+            Some(SmsProvider::Smpp) => Active::Smpp(Smpp::new(sms).map_err(RouterError::Setup)?),
         };
-        let provider = Twilio::new(&config.server.public_url, &config.channels.sms)
-            .map_err(RouterError::Setup)?;
         Ok(Some(Sms {
             inner: Arc::new(Inner {
                 router: router.clone(),
@@ -140,10 +146,19 @@ impl Sms {
         }))
     }
 
-    /// Runs this node's sender until `shutdown` (inbound texts come by webhook).
+    /// Runs this node's sender until `shutdown`; with SMPP also the link inbound texts come on
+    /// (with Twilio they come by webhook).
     pub async fn run(&self, shutdown: CancellationToken) {
-        tracing::info!("SMS channel ready (Twilio format)");
-        self.send_outbox(shutdown).await;
+        match &self.inner.provider {
+            Active::Twilio(_) => {
+                tracing::info!("SMS channel ready (Twilio format)");
+                self.send_outbox(shutdown).await;
+            }
+            Active::Smpp(smpp) => {
+                tracing::info!("SMS channel ready (SMPP)");
+                tokio::join!(self.send_outbox(shutdown.clone()), smpp.run(self, shutdown));
+            }
+        }
     }
 
     /// Takes one webhook call: checked, then handled and stored before the caller answers 2xx.
@@ -162,5 +177,36 @@ impl Sms {
             tracing::warn!(error = %e, "an SMS could not be stored; the provider may retry");
             WebhookError::Unavailable
         })
+    }
+}
+
+/// The configured provider.
+enum Active {
+    Twilio(Twilio),
+    Smpp(Smpp),
+}
+
+impl Provider for Active {
+    fn inbound(&self, call: &Webhook<'_>) -> Result<Incoming, Rejected> {
+        match self {
+            Active::Twilio(twilio) => twilio.inbound(call),
+            // SMPP texts come on the link, never by webhook: a call here is not the carrier.
+            Active::Smpp(_) => Err(Rejected::MissingSignature),
+        }
+    }
+
+    async fn send(&self, to: &str, text: &str) -> Delivery {
+        match self {
+            Active::Twilio(twilio) => twilio.send(to, text).await,
+            Active::Smpp(smpp) => smpp.send(to, text).await,
+        }
+    }
+
+    async fn delete_media(&self, message: &str, media: &str) -> Result<(), &'static str> {
+        match self {
+            Active::Twilio(twilio) => twilio.delete_media(message, media).await,
+            // SMPP carries no media.
+            Active::Smpp(_) => Ok(()),
+        }
     }
 }

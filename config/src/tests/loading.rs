@@ -283,7 +283,7 @@ fn a_bad_enum_value_names_the_key() {
 fn type_errors_and_rule_errors_are_reported_together() {
     let text = load_text(
         "[routing]\nassignment = \"ofer\"\n\
-         [channels.sms]\nprovider = \"smpp\"\n\
+         [channels.sms]\nprovider = \"nexmo\"\n\
          [server]\nlisten = \"x\"\n",
         &[],
     )

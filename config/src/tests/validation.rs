@@ -330,7 +330,48 @@ const CASES: &[(Breaker, &str, &str)] = &[
         "channels.sms.end_keywords",
         "empty word",
     ),
+    (
+        |c| {
+            smpp(c);
+            c.channels.sms.smpp_host = None;
+        },
+        "channels.sms.smpp_host",
+        "required when channels.sms.provider is `smpp`",
+    ),
+    (
+        |c| {
+            smpp(c);
+            c.channels.sms.smpp_password = Some(Secret::new("ninechars"));
+        },
+        "channels.sms.smpp_password",
+        "longer than SMPP allows (8",
+    ),
+    (
+        |c| {
+            smpp(c);
+            c.channels.sms.smpp_window = 0;
+        },
+        "channels.sms.smpp_window",
+        "between 1 and 100",
+    ),
+    (
+        |c| {
+            smpp(c);
+            c.channels.sms.smpp_enquire_link_s = 1;
+        },
+        "channels.sms.smpp_enquire_link_s",
+        "between 5 and 600",
+    ),
 ];
+
+/// A complete SMPP setting, for the cases to break one key of.
+fn smpp(c: &mut Config) {
+    c.channels.sms.provider = Some(SmsProvider::Smpp);
+    c.channels.sms.smpp_host = Some("smsc.example".into());
+    c.channels.sms.smpp_system_id = Some("helpline".into());
+    c.channels.sms.smpp_password = Some(Secret::new("secret"));
+    c.channels.sms.from = Some("116111".into());
+}
 
 #[test]
 fn every_rule_names_its_key_its_variable_and_the_fix() {

@@ -114,6 +114,12 @@ impl Keys {
         self.key(&["conversations"])
     }
 
+    /// String: the master key version `helpline keys rotate` last made active. Nodes that have an
+    /// older one active reload their key directory (no key material is ever stored in Redis).
+    pub fn key_version(&self) -> String {
+        self.key(&["keys", "active"])
+    }
+
     /// Zset of the first answers of one UTC day (`YYYY-MM-DD`): member `AT:WAIT:NONCE` (ms, ms,
     /// random), score `AT`. No id, no text: only when and how long. Expires after a week.
     pub fn stats_answered(&self, day: &str) -> String {

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod channel;
+mod deks;
 mod keys;
 mod outbox;
 mod records;
@@ -13,6 +14,7 @@ mod scripts;
 mod stats;
 
 pub use accounts::{AuditEntry, SessionRecord, UserRecord};
+pub use deks::DekBatch;
 pub use keys::Keys;
 pub use outbox::{OutboxEntry, SendState};
 pub use records::{AgentRecord, ConversationRecord, StoredMessage};

@@ -27,6 +27,8 @@ pub struct Scripts {
     pub outbox_beat: Script,
     /// Not routing: a lease one node holds at a time (no prelude).
     pub lease: Script,
+    /// Not routing: replaces a wrapped data key only if unchanged, for key rotation (no prelude).
+    pub rewrap: Script,
 }
 
 impl Scripts {
@@ -46,6 +48,7 @@ impl Scripts {
             heartbeat: script(include_str!("lua/heartbeat.lua")),
             outbox_beat: Script::new(include_str!("lua/outbox_beat.lua")),
             lease: Script::new(include_str!("lua/lease.lua")),
+            rewrap: Script::new(include_str!("lua/rewrap.lua")),
         }
     }
 }
