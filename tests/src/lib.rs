@@ -4,6 +4,7 @@
 
 pub mod fake_telegram;
 pub mod fake_twilio;
+pub mod load;
 pub mod smsc;
 
 use std::net::TcpListener;
@@ -238,6 +239,11 @@ impl Gateway {
             bail!("user add failed: {}", String::from_utf8_lossy(&out.stderr));
         }
         Ok(())
+    }
+
+    /// The gateway's process id (the load generator reads its memory and CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends SIGTERM and waits for the process to exit.

@@ -1,0 +1,125 @@
+//! `helpline-load`: drives the real gateway and the floor with the same schedule and prints a
+//! markdown summary (and JSON with `--json FILE`). See docs/benchmarks.md for the method.
+//!
+//! ```text
+//! helpline-load relay [--conversations 1000] [--rates 1000,5000,10000] [--secs 10] [--warmup 2]
+//!                     [--server-cpus 0] [--targets gateway,floor] [--json FILE]
+//! helpline-load idle  [--contacts 10000] [--server-cpus 0] [--targets gateway,floor] [--json FILE]
+//! ```
+//! `--generator-threads N` (default 1) sizes the generator's runtime. Run the generator itself
+//! under `taskset -c 1` to keep it (and the redis-server it starts) off the server's core.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Context, Result};
+use helpline_tests::load::relay::{self, RelayParams};
+use helpline_tests::load::rig::{self, Floor};
+use helpline_tests::load::{idle, idle_markdown, relay_markdown};
+use helpline_tests::Redis;
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let scenario = args.next().unwrap_or_default();
+    let mut opts = HashMap::new();
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
+        opts.insert(flag.trim_start_matches("--").to_owned(), value);
+    }
+    let cpus = opts.get("server-cpus").cloned();
+    // The harness starts `HELPLINE_BIN`: the gateway built beside this binary, pinned if asked.
+    // Set before any thread exists.
+    if std::env::var_os("HELPLINE_BIN").is_none() {
+        let bin = rig::pinned(&rig::sibling("helpline"), cpus.as_deref())?;
+        std::env::set_var("HELPLINE_BIN", bin);
+    }
+    let threads: usize = num(&opts, "generator-threads", 1.0)? as usize;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()?;
+    let targets: Vec<String> = opts
+        .get("targets")
+        .map_or("gateway,floor", String::as_str)
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let (markdown, json) = match scenario.as_str() {
+        "relay" => runtime.block_on(relay_runs(&opts, &targets, cpus.as_deref()))?,
+        "idle" => runtime.block_on(idle_runs(&opts, &targets, cpus.as_deref()))?,
+        _ => bail!("usage: helpline-load relay|idle [--option value …] (see docs/benchmarks.md)"),
+    };
+    if let Some(path) = opts.get("json") {
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("cannot write {path}"))?;
+    }
+    print!("{markdown}");
+    Ok(())
+}
+
+async fn relay_runs(
+    opts: &HashMap<String, String>,
+    targets: &[String],
+    cpus: Option<&str>,
+) -> Result<(String, serde_json::Value)> {
+    let conversations = num(opts, "conversations", 1000.0)? as usize;
+    let rates: Vec<f64> = opts
+        .get("rates")
+        .map_or("1000,5000,10000", String::as_str)
+        .split(',')
+        .map(|r| r.parse().with_context(|| format!("{r} is not a rate")))
+        .collect::<Result<_>>()?;
+    let mut results = Vec::new();
+    for rate in rates {
+        let p = RelayParams {
+            conversations,
+            rate,
+            secs: num(opts, "secs", 10.0)?,
+            warmup_secs: num(opts, "warmup", 2.0)?,
+        };
+        for target in targets {
+            let redis = Redis::start()?;
+            let result = if target == "floor" {
+                let floor = Floor::start(&redis, cpus)?;
+                relay::floor(floor.port, floor.pid(), p).await?
+            } else {
+                let gw = rig::gateway(&redis)?;
+                relay::gateway(&gw, gw.pid(), p).await?
+            };
+            eprintln!("{}", serde_json::to_string(&result)?);
+            results.push(result);
+        }
+    }
+    Ok((relay_markdown(&results), serde_json::to_value(&results)?))
+}
+
+async fn idle_runs(
+    opts: &HashMap<String, String>,
+    targets: &[String],
+    cpus: Option<&str>,
+) -> Result<(String, serde_json::Value)> {
+    let n = num(opts, "contacts", 10_000.0)? as usize;
+    let mut results = Vec::new();
+    for target in targets {
+        let redis = Redis::start()?;
+        let (result, socks) = if target == "floor" {
+            let floor = Floor::start(&redis, cpus)?;
+            idle::run("floor", floor.port, floor.pid(), n).await?
+        } else {
+            let gw = rig::gateway(&redis)?;
+            idle::run("gateway", gw.port, gw.pid(), n).await?
+        };
+        drop(socks);
+        eprintln!("{}", serde_json::to_string(&result)?);
+        results.push(result);
+    }
+    Ok((idle_markdown(&results), serde_json::to_value(&results)?))
+}
+
+fn num(opts: &HashMap<String, String>, key: &str, default: f64) -> Result<f64> {
+    opts.get(key).map_or(Ok(default), |v| {
+        v.parse()
+            .with_context(|| format!("--{key} {v} is not a number"))
+    })
+}

@@ -1,0 +1,297 @@
+//! The relay scenario: N live conversations, each contact sending on an open-loop schedule and its
+//! counsellor answering every message, through the real gateway; and the same schedule against the
+//! floor, where the "counsellor" is the server's echo.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::conn::{open, Ws};
+use super::drive::{self, ContactRun, Plan};
+use super::frames::{Clock, Frame};
+use super::rig::{cpu_secs, CAPACITY};
+use super::stats::{histogram, Delivery, Latency, Schedule};
+use crate::{login, Gateway};
+
+/// What to run.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RelayParams {
+    pub conversations: usize,
+    /// Messages stored and relayed per second, both directions together (for the floor: echoed).
+    pub rate: f64,
+    pub secs: f64,
+    pub warmup_secs: f64,
+}
+
+/// What a relay run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayResult {
+    pub target: &'static str,
+    pub params: RelayParams,
+    /// Contact → counsellor (gateway) or the whole echo (floor): one hop in, one store, one hop out.
+    pub one_leg: Latency,
+    /// Counsellor → contact (gateway only).
+    pub back_leg: Latency,
+    /// Contact's send → the counsellor's answer received (gateway) or the echo (floor).
+    pub round_trip: Latency,
+    pub delivery: Delivery,
+    pub schedule: Schedule,
+    /// Server CPU time per message stored, in µs (user + system over the measured seconds).
+    pub cpu_us_per_msg: f64,
+    pub achieved_rate: f64,
+    pub broken_sockets: u64,
+}
+
+/// Runs the relay through `gw` (whose process is `pid`).
+pub async fn gateway(gw: &Gateway, pid: u32, p: RelayParams) -> Result<RelayResult> {
+    let counsellors = p.conversations.div_ceil(CAPACITY);
+    // Setup, before any clock runs: blocking the runtime's thread here costs nothing measured.
+    add_counsellors(gw, counsellors)?;
+    let clock = Clock::start();
+    let (stop, stopped) = watch::channel(false);
+    // Samples count from the end of the warm-up, known once every contact is assigned.
+    let record_from = Arc::new(AtomicU64::new(u64::MAX));
+    let mut staff_tasks = Vec::new();
+    for i in 0..counsellors {
+        let ws = counsellor_socket(gw, &format!("load{i}")).await?;
+        let (stopped, record_from) = (stopped.clone(), record_from.clone());
+        staff_tasks.push(tokio::spawn(drive::counsellor(
+            ws,
+            i * CAPACITY,
+            record_from,
+            clock,
+            stopped,
+        )));
+    }
+    let mut contacts = Vec::new();
+    for chunk in (0..p.conversations).collect::<Vec<_>>().chunks(50) {
+        let opened =
+            futures_util::future::join_all(chunk.iter().map(|_| assigned_contact(gw.port))).await;
+        for c in opened {
+            contacts.push(c?);
+        }
+    }
+    // Each contact message is answered, so the gateway stores `rate` messages a second.
+    let plan = plan(&p, p.rate / 2.0);
+    record_from.store(drive::ns_at(clock, plan.record_from), Ordering::Relaxed);
+    let runs = spawn_contacts(contacts, plan, clock);
+    let cpu = tokio::spawn(measure_cpu(pid, plan));
+    let runs = join(runs).await?;
+    let cpu = cpu.await??;
+    let _ = stop.send(true);
+    let mut there = histogram();
+    let mut delivery = Delivery::default();
+    let mut broken = 0;
+    let mut heard = std::collections::HashMap::new();
+    for t in staff_tasks {
+        let run = t.await?;
+        there.add(&run.there_leg)?;
+        broken += u64::from(run.broken);
+        heard.extend(run.heard);
+    }
+    for (conv, run) in &runs {
+        let (check, replies) = heard
+            .remove(conv)
+            .ok_or_else(|| anyhow!("conversation {conv} was never assigned to a counsellor"))?;
+        delivery.add(run.sent, &check);
+        delivery.add(replies, &run.answers);
+    }
+    let runs: Vec<ContactRun> = runs.into_iter().map(|(_, r)| r).collect();
+    Ok(summarize(
+        "gateway",
+        p,
+        Some(there),
+        &runs,
+        delivery,
+        broken,
+        cpu,
+    ))
+}
+
+/// Runs the same schedule against the floor on `port` (process `pid`).
+pub async fn floor(port: u16, pid: u32, p: RelayParams) -> Result<RelayResult> {
+    let clock = Clock::start();
+    let mut socks = Vec::new();
+    for i in 0..p.conversations {
+        socks.push((i.to_string(), open(port, "/", None).await?));
+    }
+    // Every floor message is stored once: the clients send `rate` messages a second.
+    let plan = plan(&p, p.rate);
+    let runs = spawn_contacts(socks, plan, clock);
+    let cpu = tokio::spawn(measure_cpu(pid, plan));
+    let runs = join(runs).await?;
+    let cpu = cpu.await??;
+    let mut delivery = Delivery::default();
+    for (_, r) in &runs {
+        delivery.add(r.sent, &r.answers);
+    }
+    let runs: Vec<ContactRun> = runs.into_iter().map(|(_, r)| r).collect();
+    Ok(summarize("floor", p, None, &runs, delivery, 0, cpu))
+}
+
+/// The schedule: the conversations share `sends` sends per second, each socket sending at an even
+/// period (phases are spread over one period by [`spawn_contacts`]).
+fn plan(p: &RelayParams, sends: f64) -> Plan {
+    let per_sender = sends / p.conversations.max(1) as f64;
+    let period = Duration::from_secs_f64(1.0 / per_sender);
+    let start = Instant::now() + Duration::from_millis(300);
+    Plan {
+        first: start,
+        period,
+        end: start + Duration::from_secs_f64(p.warmup_secs + p.secs),
+        record_from: start + Duration::from_secs_f64(p.warmup_secs),
+        drain: Duration::from_secs(5),
+    }
+}
+
+fn spawn_contacts(
+    contacts: Vec<(String, Ws)>,
+    plan: Plan,
+    clock: Clock,
+) -> Vec<(String, tokio::task::JoinHandle<ContactRun>)> {
+    let n = contacts.len() as u32;
+    contacts
+        .into_iter()
+        .enumerate()
+        .map(|(i, (conv, ws))| {
+            let mut plan = plan;
+            plan.first += plan.period * i as u32 / n.max(1);
+            let frame = Frame::contact(i);
+            (conv, tokio::spawn(drive::contact(ws, frame, plan, clock)))
+        })
+        .collect()
+}
+
+async fn join(
+    runs: Vec<(String, tokio::task::JoinHandle<ContactRun>)>,
+) -> Result<Vec<(String, ContactRun)>> {
+    let mut out = Vec::with_capacity(runs.len());
+    for (id, h) in runs {
+        out.push((id, h.await?));
+    }
+    Ok(out)
+}
+
+/// Server CPU seconds spent between the end of the warm-up and the end of sending.
+async fn measure_cpu(pid: u32, plan: Plan) -> Result<f64> {
+    tokio::time::sleep_until(plan.record_from).await;
+    let before = cpu_secs(pid)?;
+    tokio::time::sleep_until(plan.end).await;
+    Ok(cpu_secs(pid)? - before)
+}
+
+fn summarize(
+    target: &'static str,
+    p: RelayParams,
+    there: Option<Histogram<u64>>,
+    runs: &[ContactRun],
+    delivery: Delivery,
+    broken: u64,
+    cpu: f64,
+) -> RelayResult {
+    let (mut rtt, mut back, mut lag) = (histogram(), histogram(), histogram());
+    let mut late = 0;
+    let mut broken = broken;
+    for r in runs {
+        let _ = rtt.add(&r.round_trip);
+        let _ = back.add(&r.back_leg);
+        let _ = lag.add(&r.lag);
+        late += r.late_sends;
+        broken += u64::from(r.broken);
+    }
+    // Messages the server stored while CPU was measured: the sends after warm-up and their answers.
+    let stored = (delivery.sent as f64) * p.secs / (p.secs + p.warmup_secs);
+    RelayResult {
+        target,
+        params: p,
+        one_leg: Latency::of(there.as_ref().unwrap_or(&rtt)),
+        back_leg: Latency::of(&back),
+        round_trip: Latency::of(&rtt),
+        delivery,
+        schedule: Schedule::of(&lag, late),
+        cpu_us_per_msg: if stored > 0.0 {
+            cpu * 1e6 / stored
+        } else {
+            0.0
+        },
+        achieved_rate: stored / p.secs,
+        broken_sockets: broken,
+    }
+}
+
+/// Creates `n` counsellors (`load0`…) who speak English, at the maximum capacity, eight CLI
+/// processes at a time.
+fn add_counsellors(gw: &Gateway, n: usize) -> Result<()> {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(8) {
+        std::thread::scope(|s| -> Result<()> {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|i| {
+                    s.spawn(move || {
+                        gw.add_user(&format!("load{i}"), "counsellor", "en", CAPACITY as u32)
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().map_err(|_| anyhow!("user add panicked"))??;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Logs `username` in, opens `/ws/agent` and goes available.
+async fn counsellor_socket(gw: &Gateway, username: &str) -> Result<Ws> {
+    let cookie = login(gw, username).await?;
+    let mut ws = open(gw.port, "/ws/agent", Some(&cookie)).await?;
+    ws.send(Message::text(r#"{"type":"status","status":"available"}"#))
+        .await?;
+    wait_for(&mut ws, "status").await?;
+    Ok(ws)
+}
+
+/// Opens `/ws/chat`, starts a conversation in English and waits until a counsellor has it.
+async fn assigned_contact(port: u16) -> Result<(String, Ws)> {
+    let mut ws = open(port, "/ws/chat", None).await?;
+    ws.send(Message::text(r#"{"type":"start","lang":"en"}"#))
+        .await?;
+    let started = wait_for(&mut ws, "started").await?;
+    let conv = started["conversation"]
+        .as_str()
+        .context("a started frame without a conversation")?
+        .to_owned();
+    wait_for(&mut ws, "assigned").await?;
+    Ok((conv, ws))
+}
+
+/// The next frame of type `kind`, skipping others, within 30 s.
+pub async fn wait_for(ws: &mut Ws, kind: &str) -> Result<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .map_err(|_| anyhow!("no {kind} frame within 30 s"))?;
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                let v: serde_json::Value = serde_json::from_str(&t)?;
+                if v["type"] == kind {
+                    return Ok(v);
+                }
+                if v["type"] == "error" {
+                    bail!("waiting for {kind}, the gateway answered {v}");
+                }
+            }
+            Some(Ok(_)) => {}
+            None | Some(Err(_)) => bail!("the socket closed while waiting for {kind}"),
+        }
+    }
+}
