@@ -169,16 +169,10 @@ pub async fn transcript(
         .take(200)
         .collect();
     let messages = app.router.transcript(&id, account, &reason).await?;
+    // A message reads the same in the transcript as in the staff socket's frames.
     let messages: Vec<Value> = messages
         .iter()
-        .map(|m| {
-            let from = if m.whisper {
-                "supervisor"
-            } else {
-                m.from.as_str()
-            };
-            json!({"id": m.id, "from": from, "text": m.text, "ts": m.ts(), "whisper": m.whisper})
-        })
+        .map(|m| crate::staff::frames::message_json(&id, m))
         .collect();
     Ok(Json(json!({"conversation": id, "messages": messages})))
 }

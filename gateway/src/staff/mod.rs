@@ -2,7 +2,7 @@
 //! counsellor's live conversations with their history, so a reload loses nothing), then relays
 //! staff frames to the router and the router's events back, with a queue summary every 5 s.
 
-mod frames;
+pub(crate) mod frames;
 
 use std::time::Duration;
 
