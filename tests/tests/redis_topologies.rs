@@ -1,0 +1,261 @@
+//! The gateway on Redis Sentinel and on Redis Cluster (issue 7): the core flow through a
+//! `redis+sentinel://` URL, a Sentinel failover under a light load of messages (issue 7, fault
+//! test 4), and the core flow on a three-master cluster. Each test starts its own processes on
+//! free loopback ports; their handles kill them on drop, also when the test fails.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use helpline_tests::topology::{Cluster, SentinelSet};
+use helpline_tests::*;
+use serde_json::{json, Value};
+
+/// Contact ↔ counsellor, messages both ways, close: the flow every topology must carry.
+async fn core_flow(gw: &Gateway) -> Result<()> {
+    gw.add_user("ana", "counsellor", "", 2)?;
+    let mut contact = Contact::start(gw, "en").await?;
+    contact.client.expect("queued", SECS_5).await?;
+    let first = contact.say("hello, is anyone there?").await?;
+
+    let mut ana = Staff::connect(gw, "ana").await?;
+    ana.available().await?;
+    let assigned = ana.take_offer(SECS_5).await?;
+    let conv = contact.conversation.clone();
+    assert_eq!(assigned["conversation"], conv.as_str());
+    assert_eq!(assigned["history"][0]["id"], first.as_str());
+    contact.client.expect("assigned", SECS_5).await?;
+
+    let reply = ana.say(&conv, "I am here. What happened?").await?;
+    let got = contact.client.expect("message", SECS_5).await?;
+    assert_eq!(got["id"], reply.as_str());
+    assert_eq!(got["text"], "I am here. What happened?");
+
+    contact.say("I feel alone").await?;
+    let heard = ana
+        .client
+        .expect_where("message", SECS_5, |f| f["from"] == "contact")
+        .await?;
+    assert_eq!(heard["text"], "I feel alone");
+
+    ana.client
+        .send(json!({"type": "close", "conversation": conv, "outcome": "supported", "tags": []}))
+        .await?;
+    let ended = contact.client.expect("ended", SECS_5).await?;
+    assert_eq!(ended["reason"], "counsellor_closed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_core_flow_works_through_sentinel() -> Result<()> {
+    let started = Instant::now();
+    let set = SentinelSet::start()?;
+    let gw = Gateway::start_url(&set.url(), &[])?;
+    core_flow(&gw).await?;
+    eprintln!("sentinel core flow took {:?}", started.elapsed());
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_core_flow_works_on_a_three_master_cluster() -> Result<()> {
+    let started = Instant::now();
+    let cluster = Cluster::start()?;
+    let prefix = [("HELPLINE_REDIS__KEY_PREFIX", "{helpline}:")];
+    let gw = Gateway::start_url(&cluster.url(), &prefix)?;
+    core_flow(&gw).await?;
+    // Every key carries the hash tag, so all of them are on the one node that owns its slot.
+    let holding: Vec<usize> = cluster
+        .nodes
+        .iter()
+        .map(|n| n.cli(&["--scan"]).map(|keys| keys.lines().count()))
+        .collect::<Result<_>>()?;
+    assert_eq!(holding.iter().filter(|n| **n > 0).count(), 1, "{holding:?}");
+    eprintln!("cluster core flow took {:?}", started.elapsed());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cluster_url_without_a_hash_tag_in_the_prefix_is_refused() -> Result<()> {
+    let env = vec![(
+        "HELPLINE_REDIS__URL".to_owned(),
+        "redis+cluster://:s3cret@127.0.0.1:7000".to_owned(),
+    )];
+    let out = run_cli(&env, &["config", "check"], None)?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("redis.key_prefix") && err.contains("{helpline}:"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+    Ok(())
+}
+
+/// What became of one message the contact sent during the failover test.
+struct Sent {
+    text: String,
+    at: Instant,
+    /// The stored id when acknowledged, `None` when refused with an `error` frame.
+    acked: Option<String>,
+}
+
+/// Sends a message every 50 ms until `stop`, waiting for each one's ack or error (never more than
+/// 8 s: silence would be a failure, and the test says so).
+async fn keep_talking(
+    mut contact: Contact,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Vec<Sent>> {
+    let mut sent = Vec::new();
+    let mut n = 0;
+    while !*stop.borrow() {
+        n += 1;
+        let text = format!("message {n}");
+        let id = uuid();
+        let at = Instant::now();
+        contact
+            .client
+            .send(json!({"type": "message", "text": text, "client_msg_id": id}))
+            .await?;
+        let answer = contact
+            .client
+            .expect_where("ack", Duration::from_secs(8), |f: &Value| {
+                f["client_msg_id"] == id.as_str()
+            });
+        let acked = match answer.await {
+            Ok(ack) => Some(ack["id"].as_str().unwrap_or_default().to_owned()),
+            Err(e) => {
+                // Not acknowledged: it must have been refused, not left unanswered.
+                let refused = contact
+                    .client
+                    .expect_where("error", Duration::ZERO, |f: &Value| {
+                        f["client_msg_id"] == id.as_str()
+                    })
+                    .await;
+                if refused.is_err() {
+                    bail!("message {n} got neither an ack nor an error: {e}");
+                }
+                None
+            }
+        };
+        sent.push(Sent { text, at, acked });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(sent)
+}
+
+async fn ready(gw: &Gateway) -> bool {
+    let url = format!("{}/readyz", gw.base());
+    let answer = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    answer.is_ok_and(|r| r.status() == 200)
+}
+
+#[tokio::test]
+async fn the_gateway_follows_a_sentinel_failover_under_load() -> Result<()> {
+    let started = Instant::now();
+    let mut set = SentinelSet::start()?;
+    let gw = Gateway::start_url(&set.url(), &[])?;
+    gw.add_user("ana", "counsellor", "", 2)?;
+    let mut contact = Contact::start(&gw, "en").await?;
+    contact.client.expect("queued", SECS_5).await?;
+    let mut ana = Staff::connect(&gw, "ana").await?;
+    ana.available().await?;
+    ana.take_offer(SECS_5).await?;
+    let conv = contact.conversation.clone();
+    contact.client.expect("assigned", SECS_5).await?;
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let talking = tokio::spawn(keep_talking(contact, stopped));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let old_port = set.master_port()?;
+    let killed = Instant::now();
+    drop(set.master.take()); // SIGKILL
+    let mut saw_unready = false;
+    let recovered = loop {
+        if ready(&gw).await {
+            if saw_unready || set.master_port()? != old_port {
+                break killed.elapsed();
+            }
+        } else {
+            saw_unready = true;
+        }
+        if killed.elapsed() > Duration::from_secs(30) {
+            bail!(
+                "not ready 30 s after the master was killed; log:\n{}",
+                gw.log_text()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_ne!(
+        set.master_port()?,
+        old_port,
+        "the sentinels promoted the replica"
+    );
+    // Keep the load on for a while after the gateway recovered.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.send(true)?;
+    let sent = talking.await??;
+
+    // Delivered live to the counsellor after the failover (the listener moved to the new master).
+    let late: Vec<&Sent> = sent
+        .iter()
+        .filter(|s| s.acked.is_some() && s.at > killed + recovered)
+        .collect();
+    assert!(
+        !late.is_empty(),
+        "no message was acknowledged after the gateway recovered"
+    );
+    for s in &late {
+        ana.client
+            .expect_where("message", SECS_5, |f| f["text"] == s.text.as_str())
+            .await?;
+    }
+
+    // What the new master holds, against what the contact was told was stored.
+    let (status, transcript) = get(
+        &gw,
+        &format!("/api/conversations/{conv}/transcript"),
+        &ana.cookie,
+    )
+    .await?;
+    assert_eq!(status, 200, "{transcript}");
+    let stored: Vec<&str> = transcript["messages"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|m| m["id"].as_str()).collect())
+        .unwrap_or_default();
+    let acked: Vec<&Sent> = sent.iter().filter(|s| s.acked.is_some()).collect();
+    let lost: Vec<&&Sent> = acked
+        .iter()
+        .filter(|s| !stored.contains(&s.acked.as_deref().unwrap_or_default()))
+        .collect();
+    let refused = sent.len() - acked.len();
+    eprintln!(
+        "sentinel failover: master killed; gateway ready again after {recovered:?} (503 seen: \
+         {saw_unready}); {} messages sent, {} acknowledged, {refused} refused with an error, {} \
+         acknowledged but lost ({:?}); test took {:?}",
+        sent.len(),
+        acked.len(),
+        lost.len(),
+        lost.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(),
+        started.elapsed()
+    );
+    assert!(
+        recovered < Duration::from_secs(15),
+        "recovery took {recovered:?}"
+    );
+    // Replication is asynchronous: only a message acknowledged in the last moment before the
+    // kill may be missing from the replica. Anything older, and anything acknowledged after the
+    // failover, must be there.
+    for s in &lost {
+        assert!(
+            s.at > killed - Duration::from_secs(1) && s.at < killed + recovered,
+            "{} was acknowledged well outside the failover and is lost",
+            s.text
+        );
+    }
+    Ok(())
+}
