@@ -26,7 +26,8 @@ impl SentinelSet {
     /// Starts everything and waits until the sentinels know the replica and each other (a
     /// failover needs both).
     pub fn start() -> Result<SentinelSet> {
-        let master = Redis::start()?;
+        // Redis 7 waits 5 s for more replicas before a diskless first sync: no waiting here.
+        let master = Redis::start_with(&["--repl-diskless-sync-delay", "0"])?;
         let replica = Redis::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()])?;
         let mut sentinels = Vec::new();
         for _ in 0..3 {
@@ -41,6 +42,7 @@ impl SentinelSet {
             info.contains("num-slaves\n1\n") && info.contains("num-other-sentinels\n2\n")
         })
         .context("the sentinels did not find the replica and each other")?;
+        set.wait_for_replica(Duration::from_secs(20))?;
         Ok(set)
     }
 
@@ -60,6 +62,22 @@ impl SentinelSet {
         let port = out.lines().nth(1).unwrap_or_default().trim().to_owned();
         port.parse()
             .with_context(|| format!("sentinel answered {out:?}"))
+    }
+
+    /// Waits until the replica finished its first sync and follows the master's stream.
+    fn wait_for_replica(&self, limit: Duration) -> Result<()> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let info = match &self.master {
+                Some(master) => master.cli(&["info", "replication"])?,
+                None => bail!("the master is gone"),
+            };
+            if info.contains("state=online") {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("the replica did not sync within {limit:?}")
     }
 
     /// Waits until `check` holds for the first sentinel's `SENTINEL MASTER` answer.
