@@ -207,7 +207,8 @@ impl Cluster {
     }
 }
 
-fn cli(port: u16, args: &[&str]) -> Result<String> {
+/// Runs redis-cli against the server on `port`.
+pub fn cli(port: u16, args: &[&str]) -> Result<String> {
     let out = Command::new("redis-cli")
         .args(["-p", &port.to_string()])
         .args(args)

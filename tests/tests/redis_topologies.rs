@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use helpline_tests::topology::{Cluster, SentinelSet};
+use helpline_tests::topology::{self, Cluster, SentinelSet};
 use helpline_tests::*;
 use serde_json::{json, Value};
 
@@ -295,5 +295,72 @@ async fn the_gateway_follows_a_sentinel_failover_under_load() -> Result<()> {
             s.text
         );
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_gateway_follows_a_failover_that_demotes_a_live_master() -> Result<()> {
+    let started = Instant::now();
+    let set = SentinelSet::start()?;
+    let gw = Gateway::start_url(&set.url(), &[])?;
+    gw.add_user("ana", "counsellor", "en", 2)?;
+    let mut contact = Contact::start(&gw, "en").await?;
+    contact.client.expect("queued", SECS_5).await?;
+    let mut ana = Staff::connect(&gw, "ana").await?;
+    ana.available().await?;
+    ana.take_offer(SECS_5).await?;
+    let conv = contact.conversation.clone();
+    contact.client.expect("assigned", SECS_5).await?;
+
+    // The old master stays up and becomes a replica: only `+switch-master` or a `READONLY`
+    // answer tell the gateway to move.
+    let old_port = set.master_port()?;
+    set.sentinels[0].cli(&["sentinel", "failover", topology::MASTER_NAME])?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while set.master_port()? == old_port {
+        if Instant::now() > deadline {
+            bail!("the sentinels did not fail over within 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let switched = Instant::now();
+
+    // The contact keeps writing until a message is acknowledged (refusals are answered at once).
+    let stored = loop {
+        let id = uuid();
+        contact
+            .client
+            .send(json!({"type": "message", "text": "after the switch", "client_msg_id": id}))
+            .await?;
+        let frame = answer(&mut contact.client, &id).await?;
+        if frame["type"] == "ack" {
+            break frame["id"].as_str().unwrap_or_default().to_owned();
+        }
+        if switched.elapsed() > Duration::from_secs(15) {
+            bail!("no message acknowledged 15 s after the switch: {frame}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let new_master = topology::cli(
+        set.master_port()?,
+        &["xrange", &format!("helpline:msgs:{conv}"), "-", "+"],
+    )?;
+    assert!(
+        new_master.contains(&stored),
+        "the message is not on the new master"
+    );
+    let reply = ana.say(&conv, "still here").await?;
+    let got = contact
+        .client
+        .expect_where("message", Duration::from_secs(10), |f| {
+            f["id"] == reply.as_str()
+        })
+        .await?;
+    assert_eq!(got["text"], "still here");
+    eprintln!(
+        "demoting failover: message stored {:?} after the switch; test took {:?}",
+        switched.elapsed(),
+        started.elapsed()
+    );
     Ok(())
 }
