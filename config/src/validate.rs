@@ -136,14 +136,33 @@ fn base_url(url: &str) -> Result<&str, &'static str> {
 
 fn redis(redis: &Redis, p: &mut Problems) {
     let url = redis.url.expose();
-    let schemes = ["redis://", "rediss://", "redis+unix://", "unix://"];
+    let schemes = [
+        "redis://",
+        "rediss://",
+        "redis+unix://",
+        "unix://",
+        "redis+sentinel://",
+        "redis+cluster://",
+    ];
     if !schemes.iter().any(|scheme| url.starts_with(scheme)) {
         p.add(
             "redis.url",
             format!(
-                "`{}` must start with redis://, rediss:// (TLS), redis+unix:// or unix://, \
-                 e.g. `redis://127.0.0.1:6379`",
+                "`{}` must start with redis://, rediss:// (TLS), redis+unix://, unix://, \
+                 redis+sentinel:// or redis+cluster://, e.g. `redis://127.0.0.1:6379`",
                 redis.url_redacted()
+            ),
+        );
+    }
+    // The routing scripts touch the queue, the counsellors and the conversation in one step, so
+    // on a cluster every key must live in one slot: the prefix's hash tag puts them there.
+    if url.starts_with("redis+cluster://") && !has_hash_tag(&redis.key_prefix) {
+        p.add(
+            "redis.key_prefix",
+            format!(
+                "`{}` has no hash tag, which a redis+cluster:// URL needs so that all keys share \
+                 one slot; use e.g. `{{helpline}}:`",
+                redis.key_prefix
             ),
         );
     }
@@ -161,6 +180,14 @@ fn redis(redis: &Redis, p: &mut Problems) {
             ),
         );
     }
+}
+
+/// Whether `prefix` holds a Redis Cluster hash tag: a non-empty `{…}` (the first `{` counts).
+fn has_hash_tag(prefix: &str) -> bool {
+    prefix
+        .split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .is_some_and(|(tag, _)| !tag.is_empty())
 }
 
 fn security(security: &Security, p: &mut Problems) {

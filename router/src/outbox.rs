@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use redis::aio::MultiplexedConnection;
 
 use crate::error::RouterError;
 use crate::store::{ConversationRecord, OutboxEntry, SendState};
@@ -48,7 +47,7 @@ pub struct Outbox {
 /// The connection an outbox's blocking reads use (never the shared one), made on first use and
 /// again after a failure.
 #[derive(Default)]
-pub struct Reader(Option<MultiplexedConnection>);
+pub struct Reader(Option<crate::store::Connection>);
 
 /// What an entry asks to send, opened.
 #[derive(Debug, Clone)]

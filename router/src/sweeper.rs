@@ -22,13 +22,16 @@ impl Router {
         tokio::join!(self.listen(shutdown.clone()), self.tick(shutdown));
     }
 
-    /// Relays published routing events to this node's sockets; after a lost subscription, tells
-    /// every socket to re-read its state, since live events may have been missed meanwhile.
+    /// Relays published routing events to this node's sockets; after a lost subscription (or a
+    /// Sentinel failover, which moves it to the new master), tells every socket to re-read its
+    /// state, since live events may have been missed meanwhile.
     async fn listen(&self, shutdown: CancellationToken) {
         let channel = self.store().keys().events();
         let mut backoff = Duration::from_millis(100);
         let mut first = true;
+        let mut master_changes = self.store().master_changes();
         while !shutdown.is_cancelled() {
+            master_changes.mark_unchanged();
             let mut pubsub = match self.store().pubsub().await {
                 Ok(p) => p,
                 Err(e) => {
@@ -52,6 +55,10 @@ impl Router {
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
+                    Ok(()) = master_changes.changed() => {
+                        tracing::warn!("the Redis master moved; subscribing on the new one");
+                        break;
+                    }
                     msg = messages.next() => match msg {
                         Some(msg) => {
                             let payload: String = msg.get_payload().unwrap_or_default();

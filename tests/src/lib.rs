@@ -6,6 +6,7 @@ pub mod fake_telegram;
 pub mod fake_twilio;
 pub mod load;
 pub mod smsc;
+pub mod topology;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

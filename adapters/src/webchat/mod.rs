@@ -290,7 +290,9 @@ impl Session {
             },
         };
         send(socket, frames::error(&refusal, client_id.as_deref())).await?;
-        if bad.strike() {
+        // Redis being away (a restart, a failover) is not the contact's fault: those refusals
+        // do not count towards closing the socket, so a child who writes meanwhile stays.
+        if refusal.code != "unavailable" && bad.strike() {
             return Err(Stop::Close(Close::POLICY));
         }
         Ok(())

@@ -104,6 +104,19 @@ const CASES: &[(Breaker, &str, &str)] = &[
         "space",
     ),
     (
+        |c| c.redis.url = Secret::new("redis+cluster://127.0.0.1:7000,127.0.0.1:7001"),
+        "redis.key_prefix",
+        "`{helpline}:`",
+    ),
+    (
+        |c| {
+            c.redis.url = Secret::new("redis+cluster://127.0.0.1:7000");
+            c.redis.key_prefix = "{}helpline:".into();
+        },
+        "redis.key_prefix",
+        "no hash tag",
+    ),
+    (
         |c| {
             c.security.master_key = Some(Secret::new(KEY));
             c.security.master_key_file = Some("/k".into());
@@ -392,6 +405,16 @@ fn every_rule_names_its_key_its_variable_and_the_fix() {
             "case {index}: `{fragment}` not in: {line}"
         );
     }
+}
+
+#[test]
+fn sentinel_and_cluster_urls_are_accepted() {
+    let mut c = Config::default();
+    c.redis.url = Secret::new("redis+sentinel://:pw@10.0.0.1:26379,10.0.0.2:26379/main?db=1");
+    c.validate().unwrap();
+    c.redis.url = Secret::new("redis+cluster://10.0.0.1:7000,10.0.0.2:7000");
+    c.redis.key_prefix = "{helpline}:".into();
+    c.validate().unwrap();
 }
 
 #[test]

@@ -109,6 +109,8 @@ impl Store {
             .scripts
             .lease
             .prepare_invoke()
+            // Declared as a key too, only so a cluster client routes the call (see `routing_call`).
+            .key(self.keys.poll_lease(channel))
             .arg(self.keys.poll_lease(channel))
             .arg(node)
             .arg(op)

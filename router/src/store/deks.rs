@@ -49,6 +49,8 @@ impl Store {
             .scripts
             .rewrap
             .prepare_invoke()
+            // Declared as a key too, only so a cluster client routes the call (see `routing_call`).
+            .key(self.keys.conv(conv))
             .arg(self.keys.conv(conv))
             .arg(old)
             .arg(new)

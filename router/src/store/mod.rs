@@ -11,23 +11,27 @@ mod keys;
 mod outbox;
 mod records;
 mod scripts;
+mod sentinel;
 mod stats;
+mod topology;
 
 pub use accounts::{AuditEntry, SessionRecord, UserRecord};
 pub use deks::DekBatch;
 pub use keys::Keys;
 pub use outbox::{OutboxEntry, SendState};
 pub use records::{AgentRecord, ConversationRecord, StoredMessage};
+pub use topology::Connection;
 
 use helpline_config::redact_url;
-use std::time::Duration;
+use std::sync::Arc;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Serialize;
+use tokio::sync::watch;
 
 use crate::error::StoreError;
 use crate::events::Event;
 use scripts::Scripts;
+use topology::Topology;
 
 /// Routing settings the scripts need, sent with every call so all nodes apply the same rules.
 #[derive(Debug, Clone, Serialize)]
@@ -85,43 +89,44 @@ pub struct NewMessage<'a> {
     pub notice: &'a str,
 }
 
-/// A handle on Redis; cheap to clone (the connection manager multiplexes and reconnects).
+/// A handle on Redis; cheap to clone (the connection multiplexes, reconnects and, behind Sentinel,
+/// follows the master).
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
-    client: redis::Client,
+    conn: Connection,
+    topology: Arc<Topology>,
+    /// Never changes: what [`Store::master_changes`] hands out when there is no Sentinel.
+    fixed: Arc<watch::Sender<u64>>,
     keys: Keys,
-    settings: std::sync::Arc<str>,
-    scripts: std::sync::Arc<Scripts>,
+    settings: Arc<str>,
+    scripts: Arc<Scripts>,
 }
 
 impl Store {
-    /// Connects to Redis at `url`; the error says where and what to check, never the password.
+    /// Connects to Redis at `url` (one server, Sentinel or Cluster: see `topology.rs`); the error
+    /// says where and what to check, never the password.
     pub async fn connect(
         url: &str,
         prefix: &str,
         settings: &ScriptSettings,
     ) -> Result<Store, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError::connect(url, &e))?;
-        // Few quick retries: a node that cannot reach Redis says so at once, and a request during a
-        // failover fails fast (the caller answers "try again") instead of hanging a socket.
-        let manager = ConnectionManagerConfig::new()
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500))
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(5)));
-        let conn = ConnectionManager::new_with_config(client.clone(), manager)
+        let topology = Topology::parse(url)?;
+        if let Topology::Sentinel(target) = &topology {
+            target.watch_failovers();
+        }
+        let conn = topology
+            .connect()
             .await
             .map_err(|e| StoreError::connect(url, &e))?;
         let settings = serde_json::to_string(settings)
             .map_err(|e| StoreError::Internal(format!("routing settings: {e}")))?;
         let store = Store {
             conn,
-            client,
+            topology: Arc::new(topology),
+            fixed: Arc::new(watch::channel(0).0),
             keys: Keys::new(prefix),
             settings: settings.into(),
-            scripts: std::sync::Arc::new(Scripts::load()),
+            scripts: Arc::new(Scripts::load()),
         };
         store
             .ping()
@@ -136,11 +141,27 @@ impl Store {
 
     /// A new connection for pub/sub (a subscribed connection can do nothing else).
     pub async fn pubsub(&self) -> Result<redis::aio::PubSub, StoreError> {
-        Ok(self.client.get_async_pubsub().await?)
+        Ok(self.topology.pubsub().await?)
     }
 
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    /// Changes when a Sentinel failover moved the master, so a subscriber moves with it.
+    pub fn master_changes(&self) -> watch::Receiver<u64> {
+        self.topology.master_changes(&self.fixed)
+    }
+
+    pub(crate) fn conn(&self) -> Connection {
         self.conn.clone()
+    }
+
+    /// A script call with its `KEYS[1]`, the prefix and the settings. The scripts never read
+    /// `KEYS[1]`: it is declared so a cluster client sends the call to the node that owns the
+    /// routing keys (they share one slot through the prefix's hash tag, e.g. `{helpline}:`).
+    fn routing_call<'a>(&'a self, script: &'a redis::Script) -> redis::ScriptInvocation<'a> {
+        let mut inv = script.prepare_invoke();
+        inv.key(self.keys.waiting())
+            .arg(self.keys.prefix())
+            .arg(&*self.settings);
+        inv
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -149,8 +170,7 @@ impl Store {
     }
 
     async fn run(&self, script: &redis::Script, args: &[&str]) -> Result<Outcome, StoreError> {
-        let mut inv = script.prepare_invoke();
-        inv.arg(self.keys.prefix()).arg(&*self.settings);
+        let mut inv = self.routing_call(script);
         for a in args {
             inv.arg(*a);
         }
@@ -274,8 +294,7 @@ impl Store {
     /// the notice `message.notice` (when not empty) in the same step.
     pub async fn append(&self, message: &NewMessage<'_>) -> Result<Appended, StoreError> {
         let m = message;
-        let mut inv = self.scripts.message.prepare_invoke();
-        inv.arg(self.keys.prefix()).arg(&*self.settings);
+        let mut inv = self.routing_call(&self.scripts.message);
         inv.arg(m.conv)
             .arg(m.from)
             .arg(m.seq)
@@ -353,8 +372,7 @@ impl Store {
         if convs.is_empty() {
             return Ok(Vec::new());
         }
-        let mut inv = self.scripts.positions.prepare_invoke();
-        inv.arg(self.keys.prefix()).arg(&*self.settings);
+        let mut inv = self.routing_call(&self.scripts.positions);
         for c in convs {
             inv.arg(c);
         }

@@ -5,11 +5,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamReadReply};
 use redis::AsyncCommands;
 
-use super::{Keys, Store};
+use super::{Connection, Keys, Store};
 use crate::error::StoreError;
 
 /// One outbox entry as stored: its stream id and its fields (ids, codes, non-secret values).
@@ -62,14 +61,8 @@ impl SendState {
 impl Store {
     /// A connection of its own for blocking reads, which would hold up every other command on the
     /// shared one.
-    pub async fn blocking_connection(&self) -> Result<MultiplexedConnection, StoreError> {
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(30)));
-        Ok(self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?)
+    pub async fn blocking_connection(&self) -> Result<Connection, StoreError> {
+        Ok(self.topology.blocking().await?)
     }
 
     /// Creates the channel's outbox and its consumer group if they do not exist yet (from the very
@@ -93,7 +86,7 @@ impl Store {
     /// its own: see [`Store::blocking_connection`]).
     pub async fn outbox_read_new(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Connection,
         channel: &str,
         me: &str,
         count: usize,
@@ -151,6 +144,8 @@ impl Store {
             .scripts
             .outbox_beat
             .prepare_invoke()
+            // Declared as a key too, only so a cluster client routes the call (see `routing_call`).
+            .key(self.keys.outbox(channel))
             .arg(self.keys.outbox(channel))
             .arg(Keys::OUTBOX_GROUP)
             .arg(self.keys.outbox_consumers(channel))

@@ -3,6 +3,8 @@
 --
 -- ARGV[1] is always the key prefix and ARGV[2] a JSON object of routing settings; a script's own
 -- arguments start at ARGV[3]. Time comes from Redis (TIME), so every node shares one clock.
+-- KEYS[1] is the waiting zset, declared only so a Redis Cluster client sends the call to the node
+-- that owns the routing keys (one slot, through the prefix's hash tag); the scripts do not read it.
 --
 -- Key layout (P = the configured prefix); the Rust side documents the same list in store/keys.rs:
 --   P conv:ID            hash   state, channel, lang, topic, skills (current requirements, comma list),

@@ -1,4 +1,5 @@
 -- A lease only one node holds at a time (run on its own, without the routing prelude).
+-- KEYS[1] is ARGV[1] again, declared only so a Redis Cluster client routes the call.
 -- ARGV[1] the lease key, ARGV[2] this node, ARGV[3] 'take' (take or renew for ARGV[4] ms) or
 -- 'drop' (give it up if held). Returns 1 when this node holds the lease afterwards.
 local key, me, op = ARGV[1], ARGV[2], ARGV[3]

@@ -1,5 +1,6 @@
 -- A sender node's heartbeat on a channel's outbox (run on its own, without the routing prelude).
--- KEYS: none (the keys are built by the caller and passed as arguments, like every script here).
+-- KEYS[1] the outbox stream again, declared only so a Redis Cluster client routes the call; the
+-- keys are built by the caller and passed as arguments, like every script here.
 -- ARGV[1] the outbox stream, ARGV[2] its consumer group, ARGV[3] the consumers zset, ARGV[4] this
 -- node's consumer name, ARGV[5] ms after which a silent node counts as gone, ARGV[6] ms of idleness
 -- after which an entry nobody touches is taken anyway (held by a consumer that never beat).
