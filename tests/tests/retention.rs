@@ -164,6 +164,17 @@ async fn expired_conversations_are_shredded_and_still_counted() -> Result<()> {
     .await?;
 
     // The daily aggregates still count both, with the wait of the answered one; no id anywhere.
+    // They are filed under today's UTC date (as `date -u` has it; a test across midnight may see
+    // yesterday's too).
+    let today = std::process::Command::new("date")
+        .args(["-u", "+%F"])
+        .output()?;
+    let today = String::from_utf8_lossy(&today.stdout).trim().to_owned();
+    let filed = redis.cli(&["--scan", "--pattern", "helpline:stats:daily:*"])?;
+    assert!(
+        filed.contains(&format!("helpline:stats:daily:{today}")),
+        "{filed}"
+    );
     let days = daily(&redis)?;
     assert_eq!(
         days.get("webchat:normal:listened:count"),
