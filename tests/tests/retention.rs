@@ -54,6 +54,38 @@ fn daily(redis: &Redis) -> Result<std::collections::BTreeMap<String, i64>> {
 #[tokio::test]
 async fn expired_conversations_are_shredded_and_still_counted() -> Result<()> {
     let redis = Redis::start()?;
+    // A conversation closed a minute ago by a release without retention, before this one
+    // started: only in the index.
+    let legacy = "0123456789abcdef0123456789abcdef";
+    let closed_at = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis()
+        - 60_000)
+        .to_string();
+    let legacy_conv = format!("helpline:conv:{legacy}");
+    redis.cli(&[
+        "hset",
+        &legacy_conv,
+        "state",
+        "closed",
+        "closed_at",
+        &closed_at,
+        "dek",
+        "AAAA",
+        "channel",
+        "webchat",
+    ])?;
+    redis.cli(&[
+        "xadd",
+        &format!("helpline:msgs:{legacy}"),
+        "*",
+        "f",
+        "contact",
+        "c",
+        "AAAA",
+    ])?;
+    redis.cli(&["sadd", "helpline:conversations", legacy])?;
+
     let gw = Gateway::start(
         &redis,
         &[
@@ -152,7 +184,7 @@ async fn expired_conversations_are_shredded_and_still_counted() -> Result<()> {
 
     // The metadata period passes: nothing of either conversation is left, but the audit log's
     // entries, which age on their own period.
-    for id in [&conv, &abandoned] {
+    for id in [conv.as_str(), abandoned.as_str(), legacy] {
         eventually(T, "deleting the metadata", || {
             Ok(keys_mentioning(&redis, id, &["helpline:audit"])?.is_empty())
         })

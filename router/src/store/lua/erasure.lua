@@ -6,6 +6,8 @@
 -- Keys (P = the configured prefix), written by finish_conversation in common.lua:
 --   P expiry:transcripts  zset  closed conversations that still hold a transcript, by closed_at (ms)
 --   P expiry:metadata     zset  closed conversations that still hold metadata, by closed_at (ms)
+--   P expiry:backfill_cursor, P expiry:backfilled  strings: retention.lua's one pass over the
+--                               conversation index for conversations closed before these zsets
 
 -- Destroys the data key and the sealed address, then the messages, the client-id map, the passed
 -- set, the channel message ids, the resume token and undelivered outbox entries. Keeps the routing
