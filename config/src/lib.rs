@@ -41,6 +41,7 @@ pub struct Config {
     pub webchat: Webchat,
     pub channels: Channels,
     pub pages: Pages,
+    pub retention: Retention,
 }
 
 /// The HTTP listener and how the outside world reaches it.
@@ -221,6 +222,39 @@ impl Default for Webchat {
     }
 }
 
+/// How long the helpline keeps what it holds, in seconds, and how often each node sweeps what is
+/// past it. A closed conversation's transcript goes first (its data key is destroyed, then its
+/// messages), its routing metadata later, audit entries last; the daily aggregates keep counts
+/// and waits without any id.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Seconds a closed conversation's transcript (messages, data key, channel state) is kept.
+    pub transcripts_s: u64,
+    /// Seconds a closed conversation's metadata (state, times, urgency, outcome) is kept; at least
+    /// `transcripts_s`.
+    pub metadata_s: u64,
+    /// Seconds an audit log entry is kept.
+    pub audit_s: u64,
+    /// Seconds between two retention sweeps of a node.
+    pub sweep_every_s: u64,
+    /// Conversations one sweep erases at most (the rest wait for the next), so a sweep is short.
+    pub batch: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        const DAY_S: u64 = 24 * 3600;
+        Self {
+            transcripts_s: 30 * DAY_S,
+            metadata_s: 90 * DAY_S,
+            audit_s: 365 * DAY_S,
+            sweep_every_s: 60,
+            batch: 100,
+        }
+    }
+}
+
 /// The channels besides web chat; each is off until configured.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -279,6 +313,9 @@ pub struct Sms {
     /// Words that, sent alone, end the contact's conversation (compared without case). `STOP` also
     /// opts the number out at Twilio, which then refuses further messages to it.
     pub end_keywords: Vec<String>,
+    /// Words that, sent alone, erase the contact's conversation at once (compared without case).
+    /// Not the provider's reserved words (STOP, START, HELP, …), which the provider acts on itself.
+    pub forget_keywords: Vec<String>,
     /// Delete inbound media (MMS pictures) at the provider, never having fetched it.
     pub delete_media: bool,
     /// SMPP: the carrier's SMSC (host name or address); `from` is the short code sent from.
@@ -310,6 +347,9 @@ impl Default for Sms {
             api_url: "https://api.twilio.com".into(),
             default_language: "ro".into(),
             end_keywords: ["STOP", "END", "GATA", "СТОП", "КОНЕЦ", "КІНЕЦЬ"]
+                .map(String::from)
+                .to_vec(),
+            forget_keywords: ["STERGE", "ȘTERGE", "УДАЛИТЬ", "ВИДАЛИТИ", "FORGET"]
                 .map(String::from)
                 .to_vec(),
             delete_media: true,

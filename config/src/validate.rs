@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 
 use crate::error::{ConfigError, Problem};
 use crate::keys::decode_key;
-use crate::{Config, Pages, Redis, Routing, Security, Server, SmsProvider, TelegramMode, Webchat};
+use crate::{
+    Config, Pages, Redis, Retention, Routing, Security, Server, SmsProvider, TelegramMode, Webchat,
+};
 
 /// The most conversations a counsellor can follow well at once.
 const CAPACITY_LIMIT: u32 = 10;
@@ -49,6 +51,7 @@ impl Config {
         telegram(self, &mut problems);
         sms(self, &mut problems);
         pages(self, &mut problems);
+        retention(&self.retention, &mut problems);
         if problems.0.is_empty() {
             Ok(())
         } else {
@@ -371,6 +374,47 @@ fn webchat(webchat: &Webchat, p: &mut Problems) {
     }
 }
 
+fn retention(r: &Retention, p: &mut Problems) {
+    if r.transcripts_s == 0 {
+        p.add(
+            "retention.transcripts_s",
+            "is 0; transcripts are never kept forever: use the seconds a closed conversation's \
+             messages are kept, e.g. 2592000 (30 days)",
+        );
+    }
+    if r.metadata_s < r.transcripts_s {
+        p.add(
+            "retention.metadata_s",
+            format!(
+                "is {}, shorter than retention.transcripts_s ({}); metadata is kept at least as \
+                 long as the transcript, e.g. 7776000 (90 days)",
+                r.metadata_s, r.transcripts_s
+            ),
+        );
+    }
+    if r.audit_s == 0 {
+        p.add(
+            "retention.audit_s",
+            "is 0; use the seconds an audit entry is kept, e.g. 31536000 (365 days)",
+        );
+    }
+    if !(1..=86_400).contains(&r.sweep_every_s) {
+        p.add(
+            "retention.sweep_every_s",
+            format!(
+                "is {}; use a number of seconds from 1 to 86400, e.g. 60",
+                r.sweep_every_s
+            ),
+        );
+    }
+    if !(1..=10_000).contains(&r.batch) {
+        p.add(
+            "retention.batch",
+            format!("is {}; use a number from 1 to 10000, e.g. 100", r.batch),
+        );
+    }
+}
+
 fn telegram(config: &Config, p: &mut Problems) {
     let telegram = &config.channels.telegram;
     if let Err(why) = base_url(&telegram.api_url) {
@@ -447,6 +491,43 @@ fn sms(config: &Config, p: &mut Problems) {
                 config.routing.languages.join(", ")
             ),
         );
+    }
+    const RESERVED: [&str; 9] = [
+        "STOP",
+        "START",
+        "HELP",
+        "UNSUBSCRIBE",
+        "CANCEL",
+        "END",
+        "QUIT",
+        "STOPALL",
+        "INFO",
+    ];
+    for word in &sms.forget_keywords {
+        let upper = word.trim().to_uppercase();
+        if upper.is_empty() || RESERVED.contains(&upper.as_str()) {
+            p.add(
+                "channels.sms.forget_keywords",
+                format!(
+                    "holds \"{}\", which is empty or a word SMS providers reserve (STOP, START, \
+                     HELP, …); use words such as \"STERGE\", \"FORGET\"",
+                    word.trim()
+                ),
+            );
+        }
+        if sms
+            .end_keywords
+            .iter()
+            .any(|e| e.trim().to_uppercase() == upper)
+        {
+            p.add(
+                "channels.sms.forget_keywords",
+                format!(
+                    "\"{}\" is also an end keyword; a word may do one thing",
+                    word.trim()
+                ),
+            );
+        }
     }
     if sms.end_keywords.iter().any(|k| k.trim().is_empty()) {
         p.add(

@@ -177,6 +177,58 @@ pub async fn transcript(
     Ok(Json(json!({"conversation": id, "messages": messages})))
 }
 
+/// Longest reason a supervisor may give for an erasure.
+const MAX_REASON_CHARS: usize = 200;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EraseRequest {
+    reason: String,
+}
+
+/// `POST /api/conversations/{id}/erase` with `{"reason"}`: a supervisor or admin erases a live or
+/// closed conversation at once (its data key first); audited with the reason, never content.
+pub async fn erase(
+    State(app): State<App>,
+    staff: Staff,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<EraseRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let account = staff.require(&[Role::Supervisor, Role::Admin])?;
+    if !auth::origin_allowed(&app, &headers, false) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_origin",
+            "this origin may not erase conversations",
+        ));
+    }
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such conversation",
+        ));
+    }
+    let Json(req) = body.map_err(|_| {
+        ApiError::bad_request("send JSON {\"reason\": \"why the conversation is erased\"}")
+    })?;
+    let reason = req.reason.trim();
+    if reason.is_empty()
+        || reason.chars().count() > MAX_REASON_CHARS
+        || reason.chars().any(char::is_control)
+    {
+        return Err(ApiError::bad_request(format!(
+            "reason must be 1 to {MAX_REASON_CHARS} characters of one line, saying why the \
+             conversation is erased (it goes to the audit log)"
+        )));
+    }
+    let channel = app.router.erase(&id, &account.username, reason).await?;
+    Ok(Json(
+        json!({"conversation": id, "erased": true, "channel": channel}),
+    ))
+}
+
 #[derive(Deserialize)]
 pub struct AuditQuery {
     limit: Option<usize>,

@@ -29,6 +29,8 @@ pub enum CliError {
     Usage(String),
     #[error("unhealthy: {0}")]
     Unhealthy(String),
+    #[error("{0}")]
+    Overdue(String),
 }
 
 impl CliError {
@@ -376,4 +378,43 @@ pub async fn keys_status(config: &Config, batch: usize) -> Result<(), CliError> 
         println!("not a wrapped data key: {}", counts.unreadable);
     }
     Ok(())
+}
+
+/// `helpline privacy report [--json]`: what the helpline holds now, by category (counts and the
+/// oldest item, never a value), data keys by master key version, and every retention period
+/// overrun; exit 1 with one line when anything is held past its period.
+pub async fn privacy_report(config: &Config, json: bool) -> Result<(), CliError> {
+    let store = helpline_router::connect_store(config).await?;
+    let now = helpline_router::conversation::now_ms();
+    let report = helpline_router::privacy::report(&store, config, now).await?;
+    if json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| CliError::Usage(format!("cannot write the report as JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        println!("privacy report at {}", report.at);
+        for c in &report.categories {
+            match &c.oldest {
+                Some(oldest) => println!("{}: {} (oldest {oldest})", c.name, c.count),
+                None => println!("{}: {}", c.name, c.count),
+            }
+        }
+        for (version, n) in &report.data_keys {
+            println!("data_keys.{version}: {n}");
+        }
+        for line in &report.overdue {
+            println!("OVERDUE: {line}");
+        }
+        if report.compliant() {
+            println!("nothing is held past its retention period");
+        }
+    }
+    if report.compliant() {
+        Ok(())
+    } else {
+        Err(CliError::Overdue(format!(
+            "{} retention periods overrun; is every node's retention sweep running?",
+            report.overdue.len()
+        )))
+    }
 }

@@ -41,6 +41,20 @@ enum Cmd {
     Keys(KeysCmd),
     /// Exit 0 when the gateway on this machine answers /healthz (for container health checks).
     Health,
+    /// What the helpline holds: the disclosure drill.
+    #[command(subcommand)]
+    Privacy(PrivacyCmd),
+}
+
+#[derive(Subcommand)]
+enum PrivacyCmd {
+    /// Print what the helpline holds now, by category, with the oldest item of each; exit 1 when
+    /// anything is older than its retention period. Read-only.
+    Report {
+        /// One JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -180,6 +194,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Cmd::Keys(KeysCmd::Status { batch }) => commands::keys_status(&config, batch).await,
             Cmd::Config(ConfigCmd::Check) => commands::config_check(path),
             Cmd::Health => commands::health(&config),
+            Cmd::Privacy(PrivacyCmd::Report { json }) => {
+                commands::privacy_report(&config, json).await
+            }
         }
     })
 }

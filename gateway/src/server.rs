@@ -65,6 +65,10 @@ fn routes(app: App) -> axum::Router {
         .route("/api/queue", get(api::queue))
         .route("/api/counsellors", get(api::counsellors))
         .route("/api/conversations/{id}/transcript", get(api::transcript))
+        .route(
+            "/api/conversations/{id}/erase",
+            axum::routing::post(api::erase),
+        )
         .route("/api/audit", get(api::audit))
         .route("/api/console-config", get(crate::dashboard::console_config))
         .route("/api/colleagues", get(crate::dashboard::colleagues))

@@ -293,6 +293,9 @@ function onFrame(frame) {
     case 'ended':
       finish(frame.reason);
       break;
+    case 'forgotten':
+      forgotten();
+      break;
     case 'error':
       onError(frame);
       break;
@@ -364,6 +367,39 @@ function finish(reason) {
   setText($('#ended-reason'), endedText(reason));
   show('ended');
   if (state.onEnded) state.onEnded();
+}
+
+/** The conversation is erased on the server: nothing of it stays on this page either. */
+function forgotten() {
+  thread.clear();
+  finish('forgotten');
+}
+
+/**
+ * Asks the server to erase the conversation: over the open socket, or else over a short-lived one
+ * that names it by its resume token.
+ */
+function forget() {
+  if (link && link.open && state.established) {
+    link.send({ type: 'forget' });
+    return;
+  }
+  const token = state.token;
+  if (!token) {
+    forgotten();
+    return;
+  }
+  if (link) link.stop();
+  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/chat`);
+  ws.addEventListener('open', () => ws.send(JSON.stringify({ type: 'forget', token })));
+  ws.addEventListener('message', (e) => {
+    try {
+      const frame = JSON.parse(e.data);
+      if (frame.type === 'forgotten' || (frame.type === 'error' && frame.code === 'unknown_token')) forgotten();
+    } catch {
+      /* not JSON */
+    }
+  });
 }
 
 function endedText(reason) {
@@ -583,6 +619,21 @@ function wire() {
     $('#end').hidden = false;
     if (link && link.open && state.established) link.send({ type: 'end' });
     else finish('contact_ended');
+  });
+  $('#forget').addEventListener('click', () => {
+    $('#forget').hidden = true;
+    $('#forget-confirm').hidden = false;
+    $('#forget-no').focus();
+  });
+  $('#forget-no').addEventListener('click', () => {
+    $('#forget-confirm').hidden = true;
+    $('#forget').hidden = false;
+    $('#forget').focus();
+  });
+  $('#forget-yes').addEventListener('click', () => {
+    $('#forget-confirm').hidden = true;
+    $('#forget').hidden = false;
+    forget();
   });
   $('#new-chat').addEventListener('click', () => {
     thread.clear();

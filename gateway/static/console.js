@@ -30,6 +30,7 @@ const REASONS = {
   transferred: 'Handed over',
   abandoned: 'The contact left before an answer',
   lost: 'Back in the queue: your connection was gone too long',
+  erased: 'Erased at the request of the contact or a supervisor: nothing of it is kept',
 };
 
 // ---- start ----------------------------------------------------------------------------------
@@ -212,6 +213,11 @@ function onEnded(id, reason) {
     return;
   }
   conv.ended = reason || 'counsellor_closed';
+  // An erased conversation's messages are gone everywhere: the console shows none of them either.
+  if (conv.ended === 'erased') {
+    conv.thread.list.replaceChildren();
+    conv.thread.byId.clear();
+  }
   for (const entry of conv.thread.pending.values()) {
     entry.msg.state = 'failed';
     entry.msg.why = 'the conversation is over';

@@ -79,6 +79,9 @@ pub enum Event {
         #[serde(default)]
         agent: Option<String>,
     },
+    /// A conversation was crypto-shredded (retention or on request): every node drops its data key
+    /// from memory, so nothing of it can be opened again anywhere.
+    Erased { conv: String },
     /// A conversation's urgency changed.
     Urgency {
         conv: String,
@@ -114,6 +117,7 @@ impl Event {
             | Event::Ended { conv, .. }
             | Event::Msg { conv, .. }
             | Event::Typing { conv, .. }
+            | Event::Erased { conv }
             | Event::Urgency { conv, .. } => Some(conv),
             Event::Status { .. } => None,
         }

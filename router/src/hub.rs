@@ -216,6 +216,6 @@ fn staff_target(event: &Event) -> Option<&str> {
         | Event::Msg { agent, .. }
         | Event::Urgency { agent, .. }
         | Event::Typing { agent, .. } => agent.as_deref(),
-        Event::Queued { .. } => None,
+        Event::Queued { .. } | Event::Erased { .. } => None,
     }
 }

@@ -12,7 +12,9 @@ pub mod events;
 pub mod hub;
 pub mod notices;
 pub mod outbox;
+pub mod privacy;
 pub mod pseudonym;
+pub mod retention;
 pub mod rotation;
 pub mod stats;
 pub mod store;
@@ -102,6 +104,7 @@ pub fn script_settings(config: &Config) -> ScriptSettings {
         relax_language_ms: r.relax_language_s * 1000,
         abandon_ms: r.abandon_after_s * 1000 + sweeper::TICK_MS,
         sparing_channels: SPARING_CHANNELS.to_vec(),
+        stats_keep_s: retention::stats_keep_s(&config.retention),
     }
 }
 

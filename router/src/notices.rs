@@ -149,7 +149,7 @@ mod tests {
         Notices::builtin().expect("the shipped notices load")
     }
 
-    const CODES: [&str; 28] = [
+    const CODES: [&str; 30] = [
         "welcome",
         "queued",
         "assigned",
@@ -181,6 +181,9 @@ mod tests {
         "topic_other",
         // SMS: how to choose a language and how to end, after the welcome.
         "sms_help",
+        // Erasure on request (Telegram `/forget`, the SMS keyword): done, or nothing to erase.
+        "forgotten",
+        "forget_nothing",
     ];
 
     #[test]

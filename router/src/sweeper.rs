@@ -1,6 +1,6 @@
 //! The node's background work: listening for routing events from every node, saying which sockets
-//! this node holds (heartbeats), and the periodic sweep (offer timeouts, lost counsellors, aging,
-//! relaxation, abandoned waits). Every node runs all of it; the scripts make that safe.
+//! this node holds (heartbeats), the periodic sweep (offer timeouts, lost counsellors, aging,
+//! relaxation, abandoned waits) and the retention sweep every `retention.sweep_every_s`. Every node runs all of it; the scripts make that safe.
 
 use std::time::Duration;
 
@@ -63,6 +63,9 @@ impl Router {
                         Some(msg) => {
                             let payload: String = msg.get_payload().unwrap_or_default();
                             if let Some(ev) = Event::parse(&payload) {
+                                if let Event::Erased { conv } = &ev {
+                                    self.inner.keys.forget(conv);
+                                }
                                 self.hub().deliver(ev);
                             }
                         }
@@ -85,6 +88,12 @@ impl Router {
             self.sweep_once().await;
             self.follow_key_version().await;
             n = n.wrapping_add(1);
+            let every = self.config().retention.sweep_every_s.max(1);
+            if u64::from(n) % every == 0 {
+                if let Err(e) = self.retention_sweep().await {
+                    tracing::debug!(error = %e, "retention sweep failed; the next one retries");
+                }
+            }
             if n % GAUGES_EVERY == 1 {
                 if let Err(e) = self.refresh_gauges().await {
                     tracing::debug!(error = %e, "gauges not refreshed");

@@ -28,6 +28,9 @@ pub struct Telemetry {
     pub webhook_rejected_total: IntCounterVec,
     pub redis_errors_total: IntCounterVec,
     pub outbox_total: IntCounterVec,
+    /// What retention sweeps and erasure on request erased, by kind (`transcript`, `metadata`,
+    /// `audit`, `request`).
+    pub retention_erased_total: IntCounterVec,
     /// The channels whose series exist from the start (web chat and the enabled ones).
     channels: Vec<String>,
 }
@@ -86,6 +89,7 @@ fn relay_buckets() -> Vec<f64> {
 const URGENCIES: [&str; 4] = ["low", "normal", "high", "critical"];
 const OUTCOMES: [&str; 3] = ["answered", "abandoned", "closed"];
 const DIRECTIONS: [&str; 2] = ["in", "out"];
+const ERASED_KINDS: [&str; 4] = ["transcript", "metadata", "audit", "request"];
 
 impl Default for Telemetry {
     fn default() -> Self {
@@ -176,9 +180,21 @@ impl Telemetry {
                  acknowledged, resent: taken over after an unconfirmed send and sent again, maybe twice)",
                 &["channel", "result"],
             ),
+            retention_erased_total: counter(
+                &r,
+                "helpline_retention_erased_total",
+                "What was erased: transcripts and metadata past their retention period, audit \
+                 entries past theirs, conversations erased on request",
+                &["kind"],
+            ),
             registry: r,
             channels: Vec::new(),
         };
+        for kind in ERASED_KINDS {
+            t.retention_erased_total
+                .with_label_values(&[kind])
+                .inc_by(0);
+        }
         for status in ["available", "away", "offline"] {
             t.counsellors.with_label_values(&[status]).set(0);
         }
@@ -337,6 +353,8 @@ impl Telemetry {
                 }
             }
             Event::Typing { .. } => {}
+            // Counted and logged by `Telemetry::erased`, with what erased it.
+            Event::Erased { .. } => {}
             Event::Status { agent, status } => {
                 tracing::info!(counsellor = %agent, %status, "status");
             }
@@ -382,6 +400,17 @@ impl Telemetry {
             }
             _ => tracing::info!(conversation = %conv, %channel, result, why, "outbox"),
         }
+    }
+
+    /// `n` things of `kind` (one of [`ERASED_KINDS`]) were erased; logged only when there were any.
+    pub fn erased(&self, kind: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.retention_erased_total
+            .with_label_values(&[kind])
+            .inc_by(n);
+        tracing::info!(kind, n, "erased");
     }
 
     /// Counts a failed Redis operation without a log line (prefer [`Self::redis_failed`]).

@@ -719,6 +719,7 @@ async fn run_steps(
         relax_language_ms: 0,
         abandon_ms: LONG_MS,
         sparing_channels: helpline_router::SPARING_CHANNELS.to_vec(),
+        stats_keep_s: 8 * 24 * 3600,
     };
     let store = Store::connect(url, &prefix, &settings)
         .await

@@ -232,6 +232,39 @@ impl FakeTwilio {
     }
 }
 
+/// Posts an inbound SMS (`body` from `from`, message id `sid`) to the gateway's Twilio webhook as
+/// Twilio would, signed; fails unless the gateway answers 200.
+pub async fn text_gateway(gw: &crate::Gateway, sid: &str, from: &str, body: &str) -> Result<()> {
+    let url = format!("{}/webhooks/sms/twilio", gw.base());
+    let params = [
+        ("SmsMessageSid", sid),
+        ("NumMedia", "0"),
+        ("SmsSid", sid),
+        ("SmsStatus", "received"),
+        ("Body", body),
+        ("To", FROM),
+        ("NumSegments", "1"),
+        ("MessageSid", sid),
+        ("AccountSid", ACCOUNT_SID),
+        ("From", from),
+        ("ApiVersion", "2010-04-01"),
+    ];
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("X-Twilio-Signature", sign(&url, &params))
+        .form(&params)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        bail!(
+            "the SMS webhook answered {status}: {}",
+            response.text().await?
+        );
+    }
+    Ok(())
+}
+
 /// Twilio's signature of a webhook call to `url` with these form fields.
 pub fn sign(url: &str, params: &[(&str, &str)]) -> String {
     let mut sorted: Vec<&(&str, &str)> = params.iter().collect();

@@ -2,6 +2,7 @@
 //! and real HTTP and WebSocket clients. Every process is killed when its handle drops. Providers that
 //! cannot run here have fakes that follow their documented formats ([`fake_telegram`]).
 
+pub mod canary;
 pub mod fake_telegram;
 pub mod fake_twilio;
 pub mod load;
@@ -98,21 +99,26 @@ impl Redis {
     pub fn dump_everything(&self) -> Result<String> {
         let mut out = String::new();
         for key in self.cli(&["--scan"])?.lines() {
-            let kind = self.cli(&["type", key])?;
-            let value = match kind.trim() {
-                "string" => self.cli(&["get", key])?,
-                "hash" => self.cli(&["hgetall", key])?,
-                "set" => self.cli(&["smembers", key])?,
-                "zset" => self.cli(&["zrange", key, "0", "-1", "withscores"])?,
-                "list" => self.cli(&["lrange", key, "0", "-1"])?,
-                "stream" => self.cli(&["xrange", key, "-", "+"])?,
-                other => format!("<{other}>"),
-            };
+            let value = self.value_text(key)?;
             out.push_str(key);
             out.push('\n');
             out.push_str(&value);
         }
         Ok(out)
+    }
+
+    /// The whole value of one key, whatever its type, as raw text.
+    pub fn value_text(&self, key: &str) -> Result<String> {
+        let kind = self.cli(&["type", key])?;
+        Ok(match kind.trim() {
+            "string" => self.cli(&["get", key])?,
+            "hash" => self.cli(&["hgetall", key])?,
+            "set" => self.cli(&["smembers", key])?,
+            "zset" => self.cli(&["zrange", key, "0", "-1", "withscores"])?,
+            "list" => self.cli(&["lrange", key, "0", "-1"])?,
+            "stream" => self.cli(&["xrange", key, "-", "+"])?,
+            other => format!("<{other}>"),
+        })
     }
 }
 

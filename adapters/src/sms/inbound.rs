@@ -1,5 +1,5 @@
 //! Acting on one text: a number without a live conversation starts one, later texts join it, an
-//! end keyword (or the provider's opt-out) ends it, media is withheld.
+//! end keyword (or the provider's opt-out) ends it, a forget keyword erases it, media is withheld.
 //!
 //! A text is handled at most once in effect: it is stored under its provider id in the same atomic
 //! step as storing it (the conversation's client-id rule), a number has at most one live
@@ -10,6 +10,7 @@ use helpline_router::RouterError;
 use ring::digest;
 
 use super::{Incoming, Provider, Sms, CHANNEL};
+use crate::sender::Delivery;
 
 /// First-word keywords that choose a new conversation's language.
 const LANGUAGE_KEYWORDS: &[(&str, &str)] = &[
@@ -32,8 +33,11 @@ impl Sms {
             self.delete_media(&msg);
         }
         let live = router.live_conversation(CHANNEL, &msg.from).await?;
-        let handled = if msg.opted_out || self.is_end_keyword(&msg.text) {
+        let sms = &router.config().channels.sms;
+        let handled = if msg.opted_out || is_keyword(&sms.end_keywords, &msg.text) {
             self.end(live.as_deref(), msg.opted_out).await
+        } else if is_keyword(&sms.forget_keywords, &msg.text) {
+            self.forget(live.as_deref(), &msg.from).await
         } else {
             self.relay(live, &msg, &key).await
         };
@@ -56,6 +60,38 @@ impl Sms {
             router.forget_address(conv).await?;
         }
         router.end_by_contact(conv, "contact_ended").await
+    }
+
+    /// Erases the number's live conversation at once (its data key first) and sends one
+    /// confirmation, straight to the number: the conversation, and with it its outbox, is gone.
+    async fn forget(&self, live: Option<&str>, from: &str) -> Result<(), RouterError> {
+        let router = &self.inner.router;
+        let (lang, code) = match live {
+            Some(conv) => {
+                let rec = router.conversation_record(conv).await?;
+                let lang = rec.get("lang").unwrap_or("en").to_owned();
+                match router.erase_by_contact(conv).await {
+                    Ok(_) | Err(RouterError::UnknownConversation) => {}
+                    Err(e) => return Err(e),
+                }
+                (lang, "forgotten")
+            }
+            None => (
+                router.config().channels.sms.default_language.clone(),
+                "forget_nothing",
+            ),
+        };
+        let text = router.notices().text(&lang, code, &[]);
+        match self.inner.provider.send(from, &text).await {
+            Delivery::Accepted => {}
+            Delivery::RetryAfter(_, why)
+            | Delivery::Transient(why)
+            | Delivery::Blocked(why)
+            | Delivery::Refused(why) => {
+                tracing::info!(why, "could not confirm an erasure by SMS");
+            }
+        }
+        Ok(())
     }
 
     /// Stores the text (and withholds its media) in the live conversation, or a new one.
@@ -122,18 +158,6 @@ impl Sms {
         }
     }
 
-    fn is_end_keyword(&self, text: &str) -> bool {
-        let text = text.trim().trim_end_matches(['.', '!']);
-        let text = text.to_lowercase();
-        let config = self.inner.router.config();
-        config
-            .channels
-            .sms
-            .end_keywords
-            .iter()
-            .any(|k| k.trim().to_lowercase() == text)
-    }
-
     /// Deletes the message's media at the provider when configured, in the background (the
     /// webhook's answer does not wait for it). The media is never fetched.
     fn delete_media(&self, msg: &Incoming) {
@@ -156,6 +180,12 @@ impl Sms {
             }
         });
     }
+}
+
+/// Whether `text`, alone, is one of `keywords` (any case, a final `.` or `!` ignored).
+fn is_keyword(keywords: &[String], text: &str) -> bool {
+    let text = text.trim().trim_end_matches(['.', '!']).to_lowercase();
+    keywords.iter().any(|k| k.trim().to_lowercase() == text)
 }
 
 /// A short one-way hash (hex) of a provider id that need not be kept as it is.

@@ -1,4 +1,4 @@
-//! Acting on one update: `/start`, `/end`, text, media, and button presses.
+//! Acting on one update: `/start`, `/end`, `/forget`, text, media, and button presses.
 //!
 //! Every update is handled at most once in effect: a message is stored once per update id in the
 //! same atomic step as storing it (the conversation's client-id rule), a contact has at most one
@@ -31,6 +31,7 @@ impl Telegram {
         let handled = match update.kind {
             Kind::Command(from, Command::Start) => self.start(&from).await,
             Kind::Command(from, Command::End) => self.end(&from).await,
+            Kind::Command(from, Command::Forget) => self.forget(&from).await,
             Kind::Text(from, text) => self.text(&from, &text, update.id).await,
             Kind::Media(from, album) => self.media(&from, album.as_deref(), update.id).await,
             Kind::Button {
@@ -79,6 +80,45 @@ impl Telegram {
         if let Some(conv) = router.live_conversation(CHANNEL, &address).await? {
             self.remember(&conv, from.message).await;
             router.end_by_contact(&conv, "contact_ended").await?;
+        }
+        Ok(())
+    }
+
+    /// `/forget`: the live conversation's messages are deleted from the chat (as far as Telegram
+    /// allows, the command too), then the conversation is erased (its data key first), and the
+    /// contact is told in their language. The answer goes straight to the chat: the conversation,
+    /// and with it its outbox, is gone.
+    async fn forget(&self, from: &From) -> Result<(), RouterError> {
+        let router = &self.inner.router;
+        let address = from.chat.to_string();
+        let (lang, code) = match router.live_conversation(CHANNEL, &address).await? {
+            Some(conv) => {
+                self.remember(&conv, from.message).await;
+                let rec = router.conversation_record(&conv).await?;
+                let lang = rec.get("lang").unwrap_or("en").to_owned();
+                self.delete_chat(from.chat, &conv, None).await?;
+                match router.erase_by_contact(&conv).await {
+                    Ok(_) | Err(RouterError::UnknownConversation) => {}
+                    Err(e) => return Err(e),
+                }
+                (lang, "forgotten")
+            }
+            None => {
+                let languages = &router.config().routing.languages;
+                let lang = from
+                    .lang
+                    .as_deref()
+                    .filter(|l| languages.iter().any(|x| x == l))
+                    .unwrap_or("en");
+                (lang.to_owned(), "forget_nothing")
+            }
+        };
+        let text = router.notices().text(&lang, code, &[]);
+        if let Err(f) = self.inner.api.send_text(from.chat, &text, None).await {
+            tracing::info!(
+                why = f.why(),
+                "could not confirm an erasure to a Telegram contact"
+            );
         }
         Ok(())
     }

@@ -49,6 +49,8 @@ pub struct From {
 pub enum Command {
     Start,
     End,
+    /// Erase the conversation now.
+    Forget,
 }
 
 #[derive(Deserialize)]
@@ -206,7 +208,7 @@ fn button(q: RawQuery) -> Kind {
     }
 }
 
-/// `/start`, `/start@helpline_bot`, `/start payload`, `/end`.
+/// `/start`, `/start@helpline_bot`, `/start payload`, `/end`, `/forget`.
 fn command(text: &str) -> Option<Command> {
     let first = text.split_whitespace().next()?;
     let name = first.strip_prefix('/')?;
@@ -214,6 +216,7 @@ fn command(text: &str) -> Option<Command> {
     match name.to_ascii_lowercase().as_str() {
         "start" => Some(Command::Start),
         "end" | "stop" => Some(Command::End),
+        "forget" => Some(Command::Forget),
         _ => None,
     }
 }

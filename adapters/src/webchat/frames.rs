@@ -26,9 +26,15 @@ pub enum ContactFrame {
     },
     Typing {},
     End {},
+    /// Erase the conversation now (answered with `forgotten`, then the socket closes): this
+    /// socket's conversation, or, as the first frame, the one of `token` (also after it ended).
+    Forget {
+        #[serde(default)]
+        token: Option<String>,
+    },
 }
 
-const TYPES: [&str; 5] = ["start", "resume", "message", "typing", "end"];
+const TYPES: [&str; 6] = ["start", "resume", "message", "typing", "end", "forget"];
 
 /// Why a frame was refused: the `code` and `message` of an `error` frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +122,11 @@ pub fn ended(reason: &str) -> String {
     json!({"type": "ended", "reason": reason}).to_string()
 }
 
+/// The conversation is erased: nothing of it is left to read.
+pub fn forgotten() -> String {
+    json!({"type": "forgotten"}).to_string()
+}
+
 pub fn error(r: &Refusal, client_msg_id: Option<&str>) -> String {
     let mut v = json!({"type": "error", "code": r.code, "message": r.message});
     if let Some(id) = client_msg_id {
@@ -149,6 +160,14 @@ mod tests {
         assert!(matches!(
             parse(r#"{"type":"end"}"#),
             Ok(ContactFrame::End {})
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"forget"}"#),
+            Ok(ContactFrame::Forget { token: None })
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"forget","token":"t"}"#),
+            Ok(ContactFrame::Forget { token: Some(_) })
         ));
     }
 

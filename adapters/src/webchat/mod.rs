@@ -82,7 +82,19 @@ impl Webchat {
                             Err(r) => r,
                         }
                     }
-                    Ok(_) => Refusal::new("not_started", "send start (or resume) first"),
+                    Ok(ContactFrame::Forget { token: Some(token) }) => {
+                        match self.forget(&token).await {
+                            Ok(()) => {
+                                send(socket, frames::forgotten()).await?;
+                                return Err(Stop::Close(Close::NORMAL));
+                            }
+                            Err(r) => r,
+                        }
+                    }
+                    Ok(_) => Refusal::new(
+                        "not_started",
+                        "send start (or resume, or forget with a token) first",
+                    ),
                     Err(r) => r,
                 },
             };
@@ -113,6 +125,15 @@ impl Webchat {
         let welcome = session.notice("welcome", &[]);
         let _ = socket.send(welcome).await;
         Ok(session)
+    }
+
+    /// Erases the conversation of a resume token (live or ended) at the contact's request.
+    async fn forget(&self, token: &str) -> Result<(), Refusal> {
+        let (conv, _) = self.router.resume(token).await.map_err(refusal_of)?;
+        match self.router.erase_by_contact(&conv).await {
+            Ok(_) | Err(RouterError::UnknownConversation) => Ok(()),
+            Err(e) => Err(refusal_of(e)),
+        }
     }
 
     async fn resume<S: FrameSocket>(
@@ -332,6 +353,14 @@ impl Session {
                 send(socket, frames::ended("contact_ended")).await?;
                 Err(Stop::Close(Close::NORMAL))
             }
+            ContactFrame::Forget { .. } => match self.router.erase_by_contact(&self.conv).await {
+                // Erased now, or already (by a supervisor, or a resent frame).
+                Ok(_) | Err(RouterError::UnknownConversation) => {
+                    send(socket, frames::forgotten()).await?;
+                    Err(Stop::Close(Close::NORMAL))
+                }
+                Err(e) => Ok(Some((refusal_of(e), None))),
+            },
         }
     }
 

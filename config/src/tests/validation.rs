@@ -488,3 +488,48 @@ fn exit_urls_may_have_a_path_and_query_but_no_quotes() {
     c.pages.exit_url = "https:///nohost".into();
     assert!(problems_of(&c).iter().any(|(k, _)| k == "pages.exit_url"));
 }
+
+#[test]
+fn retention_never_keeps_transcripts_forever_and_names_its_key() {
+    let mut c = Config::default();
+    c.retention.transcripts_s = 0;
+    c.retention.audit_s = 0;
+    c.retention.sweep_every_s = 0;
+    c.retention.batch = 0;
+    let problems = problems_of(&c);
+    for key in [
+        "retention.transcripts_s",
+        "retention.audit_s",
+        "retention.sweep_every_s",
+        "retention.batch",
+    ] {
+        assert!(
+            problems.iter().any(|(k, _)| k == key),
+            "no problem for {key}: {problems:?}"
+        );
+    }
+    let mut c = Config::default();
+    c.retention.transcripts_s = 10;
+    c.retention.metadata_s = 5;
+    assert!(problems_of(&c)
+        .iter()
+        .any(|(k, m)| k == "retention.metadata_s" && m.contains("shorter")));
+    c.retention.metadata_s = 10;
+    c.validate().unwrap();
+}
+
+#[test]
+fn sms_forget_keywords_avoid_the_providers_reserved_words() {
+    let mut c = Config::default();
+    c.channels.sms.provider = Some(SmsProvider::Twilio);
+    c.channels.sms.account_sid = Some("AC00000000000000000000000000000001".into());
+    c.channels.sms.auth_token = Some(Secret::new("tok"));
+    c.channels.sms.from = Some("+37322000116".into());
+    c.validate().unwrap();
+    c.channels.sms.forget_keywords = vec!["help".into(), "GATA".into()];
+    let problems: Vec<_> = problems_of(&c)
+        .into_iter()
+        .filter(|(k, _)| k == "channels.sms.forget_keywords")
+        .collect();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+}

@@ -131,6 +131,25 @@ impl Keys {
         self.key(&["stats", "abandoned", day])
     }
 
+    /// Zset of closed conversations that still hold a transcript, by when they closed (ms): what
+    /// the retention sweep shreds once `retention.transcripts_s` has passed.
+    pub fn expiry_transcripts(&self) -> String {
+        self.key(&["expiry", "transcripts"])
+    }
+
+    /// Zset of closed conversations that still hold metadata, by when they closed (ms): what the
+    /// retention sweep deletes once `retention.metadata_s` has passed.
+    pub fn expiry_metadata(&self) -> String {
+        self.key(&["expiry", "metadata"])
+    }
+
+    /// Hash of the conversations that ended on one UTC day (`YYYY-MM-DD`), counted by
+    /// `CHANNEL:URGENCY:OUTCOME:` `count`, `answered` and `wait_ms` (sum of first waits). No id, no
+    /// pseudonym: it outlives the conversations (written by `lua/common.lua`).
+    pub fn stats_daily(&self, day: &str) -> String {
+        self.key(&["stats", "daily", day])
+    }
+
     /// The live conversation of a contact on a channel with addresses, by pseudonym (the routing
     /// scripts write and clear it; documented in `lua/common.lua`).
     pub fn live(&self, pseudonym: &str) -> String {

@@ -9,7 +9,9 @@ mod channel;
 mod deks;
 mod keys;
 mod outbox;
+pub mod privacy;
 mod records;
+mod retention;
 mod scripts;
 mod sentinel;
 mod stats;
@@ -19,7 +21,9 @@ pub use accounts::{AuditEntry, SessionRecord, UserRecord};
 pub use deks::DekBatch;
 pub use keys::Keys;
 pub use outbox::{OutboxEntry, SendState};
+pub use privacy::Holdings;
 pub use records::{AgentRecord, ConversationRecord, StoredMessage};
+pub use retention::{Periods, Swept};
 pub use topology::Connection;
 
 use helpline_config::redact_url;
@@ -48,6 +52,8 @@ pub struct ScriptSettings {
     /// and estimated wait, then only `assigned` and `ended` (no repeated positions, no transfer
     /// notices). Each message costs money there and shows on whatever phone the contact holds.
     pub sparing_channels: Vec<&'static str>,
+    /// Seconds the daily aggregates (`stats:daily:DAY`) are kept: at least the metadata period.
+    pub stats_keep_s: u64,
 }
 
 /// What a routing script did: its status (`ok` or a refusal such as `not_offered`) and its events.

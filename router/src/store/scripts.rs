@@ -4,9 +4,15 @@
 use redis::Script;
 
 const COMMON: &str = include_str!("lua/common.lua");
+/// The erasure steps, shared by on-request erasure and the retention sweep (after the prelude).
+const ERASURE: &str = include_str!("lua/erasure.lua");
 
 fn script(body: &str) -> Script {
     Script::new(&format!("{COMMON}\n{body}"))
+}
+
+fn erasing(body: &str) -> Script {
+    Script::new(&format!("{COMMON}\n{ERASURE}\n{body}"))
 }
 
 /// One compiled script per routing operation.
@@ -23,6 +29,10 @@ pub struct Scripts {
     pub sweep: Script,
     pub positions: Script,
     pub heartbeat: Script,
+    /// Erases one conversation at once (the contact asked, or a supervisor).
+    pub erase: Script,
+    /// One retention sweep: expired transcripts, then expired metadata, then old audit entries.
+    pub retention: Script,
     /// Not routing: a sender node's outbox heartbeat and take-over (no prelude).
     pub outbox_beat: Script,
     /// Not routing: a lease one node holds at a time (no prelude).
@@ -46,6 +56,8 @@ impl Scripts {
             sweep: script(include_str!("lua/sweep.lua")),
             positions: script(include_str!("lua/positions.lua")),
             heartbeat: script(include_str!("lua/heartbeat.lua")),
+            erase: erasing(include_str!("lua/erase.lua")),
+            retention: erasing(include_str!("lua/retention.lua")),
             outbox_beat: Script::new(include_str!("lua/outbox_beat.lua")),
             lease: Script::new(include_str!("lua/lease.lua")),
             rewrap: Script::new(include_str!("lua/rewrap.lua")),

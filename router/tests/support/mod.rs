@@ -80,5 +80,6 @@ pub fn settings() -> ScriptSettings {
         relax_language_ms: 0,
         abandon_ms: 3_600_000,
         sparing_channels: helpline_router::SPARING_CHANNELS.to_vec(),
+        stats_keep_s: 8 * 24 * 3600,
     }
 }

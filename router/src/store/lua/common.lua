@@ -11,7 +11,8 @@
 --                               orig_skills, relaxed (0 none, 1 topic dropped, 2 language dropped),
 --                               urgency, category, aged (0/1), queued_at, created_at, offered_to,
 --                               offer_expires, counsellor, counsellor_name, assigned_at, first_response_at, closed_at,
---                               outcome, tags, alias, pseudonym, dek, addr, seq, lapsed
+--                               outcome, tags, alias, pseudonym, dek, addr, seq, lapsed, wait_ms (first
+--                               wait), resume (the resume token's key)
 --   P queue:SIG          zset   queued conversation ids of one requirement signature, by score
 --   P sigs               set    signatures whose queue is not empty
 --   P waiting            zset   every queued conversation, by first queue time (ms)
@@ -33,6 +34,11 @@
 --   P outbox:CHANNEL     stream what a channel without a socket must send: conv, kind (msg: id, s;
 --                               notice: code, vars, last), never text or an address
 --   P outbox:CHANNEL:order:ID  list  the undelivered outbox entry ids of conversation ID, oldest first
+--   P expiry:transcripts zset  closed conversations still holding a transcript, by closed_at (ms)
+--   P expiry:metadata    zset  closed conversations still holding metadata, by closed_at (ms)
+--   P stats:daily:DAY    hash   conversations ended on UTC day DAY (YYYY-MM-DD) by CHANNEL:URGENCY:
+--                               OUTCOME: fields `…:count`, `…:answered`, `…:wait_ms` (sum of first
+--                               waits); no id, no pseudonym; kept S.stats_keep_s
 
 local P = ARGV[1]
 local S = cjson.decode(ARGV[2])
@@ -144,6 +150,7 @@ local function activate(id, u)
   redis.call('SADD', akey .. ':convs', id)
   local f = redis.call('HMGET', ckey, 'queued_at', 'urgency', 'channel')
   local wait = NOW - tonumber(f[1])
+  if first then redis.call('HSET', ckey, 'wait_ms', wait) end
   local wkey = P .. 'waits:' .. f[2]
   redis.call('LPUSH', wkey, wait)
   redis.call('LTRIM', wkey, 0, 19)
@@ -268,6 +275,35 @@ local function set_status(u, status)
   emit({ k = 'status', agent = u, status = status })
 end
 
+-- The UTC day (YYYY-MM-DD) of a time in ms (Redis's Lua has no os.date): civil from days.
+local function utc_day(ms)
+  local z = math.floor(ms / 86400000) + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+    - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02d', y, m, d)
+end
+
+-- Counts an ended conversation in the day's aggregates (no id, no pseudonym), which outlive the
+-- conversation's own metadata (retention.metadata_s).
+local function count_day(id, outcome)
+  local f = redis.call('HMGET', P .. 'conv:' .. id, 'channel', 'urgency', 'wait_ms')
+  local key = P .. 'stats:daily:' .. utc_day(NOW)
+  local base = (f[1] or 'unknown') .. ':' .. (f[2] or 'normal') .. ':' .. outcome
+  redis.call('HINCRBY', key, base .. ':count', 1)
+  if f[3] then
+    redis.call('HINCRBY', key, base .. ':answered', 1)
+    redis.call('HINCRBY', key, base .. ':wait_ms', f[3])
+  end
+  redis.call('EXPIRE', key, S.stats_keep_s or 8 * 86400)
+end
+
 -- Ends conversation id for good. `outcome` is stored; `reason` is what the contact and staff see.
 local function finish_conversation(id, state, outcome, reason)
   local ckey = P .. 'conv:' .. id
@@ -277,6 +313,9 @@ local function finish_conversation(id, state, outcome, reason)
   local u = hget(ckey, 'counsellor')
   if prev == 'active' and u ~= nil then release(id, u) end
   redis.call('HSET', ckey, 'state', state, 'closed_at', NOW, 'outcome', outcome)
+  redis.call('ZADD', P .. 'expiry:transcripts', NOW, id)
+  redis.call('ZADD', P .. 'expiry:metadata', NOW, id)
+  count_day(id, outcome)
   redis.call('ZREM', P .. 'seen:contacts', id)
   redis.call('ZREM', P .. 'feedback', id)
   redis.call('DEL', P .. 'passed:' .. id)

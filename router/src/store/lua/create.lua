@@ -17,6 +17,7 @@ for k, v in pairs(fields) do redis.call('HSET', ckey, k, v) end
 redis.call('HSET', ckey, 'created_at', NOW, 'queued_at', NOW, 'orig_skills', fields.skills or '',
   'relaxed', 0, 'aged', 0, 'seq', 0, 'urgency', fields.urgency or 'normal')
 redis.call('SET', ARGV[5], id, 'EX', ARGV[6])
+redis.call('HSET', ckey, 'resume', ARGV[5])
 if not by_message then redis.call('ZADD', P .. 'seen:contacts', NOW, id) end
 redis.call('SADD', P .. 'conversations', id)
 enqueue(id)
