@@ -1,6 +1,7 @@
 //! The node's background work: listening for routing events from every node, saying which sockets
 //! this node holds (heartbeats), and the periodic sweep (offer timeouts, lost counsellors, aging,
-//! relaxation, abandoned waits). Every node runs all of it; the scripts make that safe.
+//! relaxation, abandoned waits, break-glass requests out of time). Every node runs all of it; the
+//! scripts make that safe.
 
 use std::time::Duration;
 
@@ -77,6 +78,7 @@ impl Router {
             tokio::select! { _ = shutdown.cancelled() => return, _ = interval.tick() => {} }
             self.sweep_once().await;
             self.follow_key_version().await;
+            self.expire_break_glass().await;
             n = n.wrapping_add(1);
             if n % GAUGES_EVERY == 1 {
                 if let Err(e) = self.refresh_gauges().await {

@@ -28,6 +28,9 @@ pub struct Telemetry {
     pub webhook_rejected_total: IntCounterVec,
     pub redis_errors_total: IntCounterVec,
     pub outbox_total: IntCounterVec,
+    /// Not in the contract's list: every step of a break-glass request (an alert fires on a
+    /// reveal, since it hands a child's phone number or chat id to a person).
+    pub break_glass_total: IntCounterVec,
     /// The channels whose series exist from the start (web chat and the enabled ones).
     channels: Vec<String>,
 }
@@ -86,6 +89,8 @@ fn relay_buckets() -> Vec<f64> {
 const URGENCIES: [&str; 4] = ["low", "normal", "high", "critical"];
 const OUTCOMES: [&str; 3] = ["answered", "abandoned", "closed"];
 const DIRECTIONS: [&str; 2] = ["in", "out"];
+/// The steps of a break-glass request, each a `helpline_break_glass_total` series from the start.
+pub const BREAK_GLASS_STEPS: [&str; 5] = ["request", "approve", "deny", "expire", "reveal"];
 
 impl Default for Telemetry {
     fn default() -> Self {
@@ -176,6 +181,13 @@ impl Telemetry {
                  acknowledged, resent: taken over after an unconfirmed send and sent again, maybe twice)",
                 &["channel", "result"],
             ),
+            break_glass_total: counter(
+                &r,
+                "helpline_break_glass_total",
+                "Break-glass steps: a supervisor asked for a contact's raw address (request), a second \
+                 one approved or denied it, it ran out of time (expire), or it was shown (reveal)",
+                &["step"],
+            ),
             registry: r,
             channels: Vec::new(),
         };
@@ -190,6 +202,9 @@ impl Telemetry {
         }
         for op in ["message", "sweep", "heartbeat"] {
             t.redis_errors_total.with_label_values(&[op]).inc_by(0);
+        }
+        for step in BREAK_GLASS_STEPS {
+            t.break_glass_total.with_label_values(&[step]).inc_by(0);
         }
         t.init_channel("webchat");
         for urgency in URGENCIES {
@@ -357,6 +372,13 @@ impl Telemetry {
             .with_label_values(&[channel])
             .inc();
         tracing::info!(conversation = %conv, %channel, "media withheld");
+    }
+
+    /// A break-glass step (`step`: one of [`BREAK_GLASS_STEPS`]) of request `id` about
+    /// conversation `conv`; never the address.
+    pub fn break_glass(&self, step: &'static str, id: &str, conv: &str, by: &str) {
+        self.break_glass_total.with_label_values(&[step]).inc();
+        tracing::warn!(request = %id, conversation = %conv, staff = %by, step, "break-glass");
     }
 
     /// A webhook call was refused before anything in it was read (`reason`: a closed set).
