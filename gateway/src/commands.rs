@@ -370,6 +370,9 @@ async fn demo_accounts(config: &Config, data: &Path) -> Result<String, CliError>
             Err(e) => return Err(e.into()),
         }
     }
+    if config.security.totp_roles.is_empty() {
+        lines.push_str("  one-time codes (TOTP) are off: security.totp_roles is empty\n");
+    }
     write_private(&file, &lines)?;
     Ok(lines)
 }
