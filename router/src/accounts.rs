@@ -447,7 +447,7 @@ fn unknown_user(username: &str) -> RouterError {
 }
 
 /// The vault "conversation" an account's TOTP secret is sealed for, so it opens for no other.
-fn totp_context(username: &str) -> String {
+pub(crate) fn totp_context(username: &str) -> String {
     format!("totp:{username}")
 }
 

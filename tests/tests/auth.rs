@@ -249,3 +249,47 @@ async fn a_weaker_password_hash_is_replaced_at_login() -> Result<()> {
     login(&gw, "ana").await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn one_time_code_secrets_follow_a_key_rotation() -> Result<()> {
+    let redis = Redis::start()?;
+    let dir = std::env::temp_dir().join(format!("helpline-test-totp-keys-{}", free_port()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("v1.key"), format!("{MASTER_KEY}\n"))?;
+    let dir_text = dir.display().to_string();
+    let settings = [
+        TOTP_ON,
+        ("HELPLINE_SECURITY__MASTER_KEYS_DIR", dir_text.as_str()),
+        (
+            "HELPLINE_SECURITY__PSEUDONYM_KEY",
+            "c2V2ZW4gc2VhcyBvZiBwc2V1ZG9ueW1zIGtleSAhIT8=",
+        ),
+    ];
+    let gw = Gateway::start(&redis, &settings)?;
+    gw.add_user("sofia", "supervisor", "ro", 2)?;
+    let secret = enrol_totp(&gw, "sofia")?;
+    let status = gw.command(&["keys", "status"], None)?;
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        text.contains("version 1: 1 data keys"),
+        "the TOTP key counts: {text}"
+    );
+
+    let out = gw.command(&["keys", "rotate"], None)?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = gw.command(&["keys", "status"], None)?;
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(text.contains("version 1: 0 data keys"), "{text}");
+    assert!(text.contains("version 2: 1 data keys"), "{text}");
+
+    // With version 1 gone, a fresh gateway still opens the secret.
+    std::fs::remove_file(dir.join("v1.key"))?;
+    let fresh = Gateway::start(&redis, &settings)?;
+    login_with_code(&fresh, "sofia", &secret).await?;
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}

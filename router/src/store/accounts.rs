@@ -231,4 +231,36 @@ impl Store {
             .await?;
         Ok(true)
     }
+
+    /// Every enrolled account's wrapped TOTP data key (base64), for key rotation and key counts.
+    pub async fn totp_keys(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        for name in self.usernames().await? {
+            let key: Option<String> = self.conn().hget(self.keys.user(&name), "totp_key").await?;
+            if let Some(key) = key.filter(|k| !k.is_empty()) {
+                out.push((name, key));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces an account's wrapped TOTP data key `old` by `new` only if it is still `old`.
+    pub async fn replace_totp_key(
+        &self,
+        username: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let replaced: i64 = self
+            .scripts
+            .rewrap
+            .prepare_invoke()
+            .arg(self.keys.user(username))
+            .arg(old)
+            .arg(new)
+            .arg("totp_key")
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(replaced == 1)
+    }
 }
