@@ -327,23 +327,9 @@ impl Accounts {
         let Some(account) = account_of(user.clone()) else {
             return Ok(LoginOutcome::BadCredentials);
         };
-        let step = if !user.totp.is_empty() {
-            let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
-                return Ok(LoginOutcome::TotpRequired);
-            };
-            let secret = self.totp_secret(&user)?;
-            let Some(step) = totp::matching_step(&secret, code, now_ms() / 1000) else {
-                self.failed(&name, "wrong one-time code").await?;
-                return Ok(LoginOutcome::BadTotp { replayed: false });
-            };
-            Some(step)
-        } else if self.totp_required(account.role) {
-            let log = AuditAction::LoginFailed;
-            self.record(&name, log, "no one-time code enrolled", "")
-                .await?;
-            return Ok(LoginOutcome::TotpNotEnrolled);
-        } else {
-            None
+        let step = match self.second_factor(&user, account.role, code).await? {
+            Ok(step) => step,
+            Err(refused) => return Ok(refused),
         };
         if !self.store.login_succeeded(&name, step).await? {
             self.failed(&name, "one-time code used before").await?;
@@ -359,6 +345,38 @@ impl Accounts {
             .await?;
         self.record(&name, AuditAction::Login, "", "").await?;
         Ok(LoginOutcome::Session(token, account))
+    }
+
+    /// The TOTP time step a login proves (`None`: the account needs no code), or the outcome that
+    /// refuses it. Refusals of a wrong code count as failures; a missing one does not (the page
+    /// asks for it after the password).
+    async fn second_factor(
+        &self,
+        user: &UserRecord,
+        role: Role,
+        code: Option<&str>,
+    ) -> Result<Result<Option<u64>, LoginOutcome>, RouterError> {
+        let name = user.username.as_str();
+        if user.totp.is_empty() {
+            if !self.totp_required(role) {
+                return Ok(Ok(None));
+            }
+            let log = AuditAction::LoginFailed;
+            self.record(name, log, "no one-time code enrolled", "")
+                .await?;
+            return Ok(Err(LoginOutcome::TotpNotEnrolled));
+        }
+        let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
+            return Ok(Err(LoginOutcome::TotpRequired));
+        };
+        let secret = self.totp_secret(user)?;
+        match totp::matching_step(&secret, code, now_ms() / 1000) {
+            Some(step) => Ok(Ok(Some(step))),
+            None => {
+                self.failed(name, "wrong one-time code").await?;
+                Ok(Err(LoginOutcome::BadTotp { replayed: false }))
+            }
+        }
     }
 
     /// Counts a failed login of an existing account, locking it at the limit; both audited.
