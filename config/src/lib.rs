@@ -111,6 +111,15 @@ pub struct Security {
     pub login_attempts: u32,
     /// The window of the login rate limit, in seconds.
     pub login_window_s: u64,
+    /// Roles that must give a TOTP code (RFC 6238) at login; an account of such a role can not log
+    /// in until `helpline user totp` enrolled it. An account with TOTP enrolled always needs it.
+    pub totp_roles: Vec<String>,
+    /// Consecutive failed logins after which an account is locked until `helpline user unlock`
+    /// (or `POST /api/users/{username}/unlock`). Stored in Redis: it survives restarts, all nodes.
+    pub lockout_after: u32,
+    /// Seconds a second supervisor has to approve a break-glass request, and then the requester
+    /// has to fetch the reveal.
+    pub break_glass_approve_s: u64,
 }
 
 impl Default for Security {
@@ -124,6 +133,11 @@ impl Default for Security {
             session_max_s: 12 * 3600,
             login_attempts: 5,
             login_window_s: 300,
+            totp_roles: ["supervisor", "admin", "auditor"]
+                .map(String::from)
+                .to_vec(),
+            lockout_after: 10,
+            break_glass_approve_s: 300,
         }
     }
 }

@@ -257,6 +257,27 @@ fn security(security: &Security, p: &mut Problems) {
             "is 0, which would refuse every login; use e.g. 5",
         );
     }
+    for role in &security.totp_roles {
+        if !["counsellor", "supervisor", "admin", "auditor"].contains(&role.as_str()) {
+            p.add(
+                "security.totp_roles",
+                format!(
+                    "names {role:?}, which is not a role; use counsellor, supervisor, admin or auditor"
+                ),
+            );
+        }
+    }
+    if security.lockout_after == 0 {
+        p.add(
+            "security.lockout_after",
+            "is 0, which would lock every account at its first failed login; use e.g. 10",
+        );
+    }
+    p.positive(
+        "security.break_glass_approve_s",
+        security.break_glass_approve_s,
+        "expire every break-glass request before anyone could approve it",
+    );
 }
 
 fn routing(routing: &Routing, p: &mut Problems) {

@@ -1,5 +1,5 @@
 //! The staff HTTP API (CONTRACT.md section 3): sessions, the account, the queue, the counsellors,
-//! transcripts and the audit log. Roles are checked on every handler.
+//! transcripts, the audit log and account unlocking. Roles are checked on every handler.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,7 +9,8 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use helpline_router::Role;
+use helpline_router::store::AuditEntry;
+use helpline_router::{AuditAction, AuditFilter, LoginOutcome, Role};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -22,8 +23,8 @@ use crate::server::App;
 pub struct Login {
     username: String,
     password: String,
+    /// The one-time code, for accounts with TOTP (CONTRACT.md section 3).
     #[serde(default)]
-    #[allow(dead_code)]
     totp: Option<String>,
 }
 
@@ -68,25 +69,53 @@ pub async fn login(
             ),
         ));
     }
-    match app
+    let outcome = app
         .router
         .accounts()
-        .login(&login.username, &login.password)
-        .await?
-    {
-        Some((token, account)) => {
+        .login(&login.username, &login.password, login.totp.as_deref())
+        .await?;
+    let refused = |status, code, message: &str| Err(ApiError::new(status, code, message));
+    match outcome {
+        LoginOutcome::Session(token, account) => {
             app.logins.succeeded(&login.username);
             tracing::info!(username = %account.username, "staff login");
             let cookie = auth::session_cookie(&token, secure(&app), sec.session_max_s);
             Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, cookie)]).into_response())
         }
-        None => {
+        LoginOutcome::TotpRequired => refused(
+            StatusCode::UNAUTHORIZED,
+            "totp_required",
+            "this account needs its one-time code: send \"totp\" with the 6 digits your \
+             authenticator app shows",
+        ),
+        LoginOutcome::TotpNotEnrolled => refused(
+            StatusCode::UNAUTHORIZED,
+            "totp_not_enrolled",
+            "this account's role needs a one-time code and none is enrolled yet; ask an \
+             administrator to run `helpline user totp --username <you>`",
+        ),
+        LoginOutcome::Locked => refused(
+            StatusCode::LOCKED,
+            "locked",
+            "this account is locked after too many failed logins; ask an administrator to \
+             unlock it (`helpline user unlock`)",
+        ),
+        LoginOutcome::BadTotp { replayed } => {
             app.logins.failed(&login.username, source);
-            Err(ApiError::new(
+            let message = if replayed {
+                "that one-time code was already used; wait for the next one"
+            } else {
+                "the one-time code is wrong; type the current one (and check the phone's clock)"
+            };
+            refused(StatusCode::UNAUTHORIZED, "bad_totp", message)
+        }
+        LoginOutcome::BadCredentials => {
+            app.logins.failed(&login.username, source);
+            refused(
                 StatusCode::UNAUTHORIZED,
                 "bad_credentials",
                 "wrong username or password",
-            ))
+            )
         }
     }
 }
@@ -230,33 +259,80 @@ pub async fn erase(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     limit: Option<usize>,
+    since: Option<i64>,
+    until: Option<i64>,
+    action: Option<String>,
+    actor: Option<String>,
+    conversation: Option<String>,
 }
 
-/// `GET /api/audit`: newest first; who, what, when, why; never text.
+/// `GET /api/audit`: newest first, filtered by time (`since`, `until`: ms since the epoch),
+/// `action`, `actor` and `conversation`; who, what, when, why; never text.
 pub async fn audit(
     State(app): State<App>,
     staff: Staff,
-    Query(q): Query<AuditQuery>,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     staff.require(&[Role::Auditor, Role::Admin])?;
+    let Query(q) = query.map_err(|_| {
+        ApiError::bad_request(
+            "the audit filters are since and until (ms since the epoch), action, actor, \
+             conversation and limit (1-1000)",
+        )
+    })?;
+    if let Some(action) = q.action.as_deref() {
+        if AuditAction::parse(action).is_none() {
+            let known: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+            return Err(ApiError::bad_request(format!(
+                "unknown action {action:?}; use one of {}",
+                known.join(", ")
+            )));
+        }
+    }
+    let filter = AuditFilter {
+        since_ms: q.since,
+        until_ms: q.until,
+        action: q.action,
+        actor: q.actor,
+        conversation: q.conversation,
+    };
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
-    let entries = app.router.audit_log(limit).await?;
-    let rows: Vec<Value> = entries
-        .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "ts": helpline_router::conversation::rfc3339(e.ts_ms),
-                "actor": e.actor,
-                "action": e.action,
-                "conversation": e.conversation,
-                "reason": e.reason,
-            })
-        })
-        .collect();
-    Ok(Json(Value::Array(rows)))
+    let entries = app.router.audit_log(&filter, limit).await?;
+    Ok(Json(Value::Array(entries.iter().map(audit_json).collect())))
+}
+
+/// One audit entry as the API and `helpline audit export` show it.
+pub fn audit_json(e: &AuditEntry) -> Value {
+    json!({
+        "id": e.id,
+        "ts": helpline_router::conversation::rfc3339(e.ts_ms),
+        "ts_ms": e.ts_ms,
+        "actor": e.actor,
+        "action": e.action,
+        "conversation": e.conversation,
+        "reason": e.reason,
+    })
+}
+
+/// `POST /api/users/{username}/unlock`: an admin unlocks an account locked by failed logins.
+pub async fn unlock_user(
+    State(app): State<App>,
+    staff: Staff,
+    headers: HeaderMap,
+    Path(username): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let admin = staff.require(&[Role::Admin])?;
+    if !auth::origin_allowed(&app, &headers, false) {
+        return Err(ApiError::forbidden());
+    }
+    app.router
+        .accounts()
+        .unlock(&username, &admin.username)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Any other `/api/…` path.

@@ -9,8 +9,11 @@ use std::process::{Child, Command, Stdio};
 
 use helpline_config::{Config, ConfigError, ProcessEnv, Secret};
 use helpline_router::accounts::NewAccount;
-use helpline_router::{Accounts, Role, RouterError};
+use helpline_router::audit::CLI_ACTOR;
+use helpline_router::vault::Vault;
+use helpline_router::{totp, Accounts, AuditAction, AuditFilter, AuditLog, Role, RouterError};
 use tokio_util::sync::CancellationToken;
+use zeroize::Zeroizing;
 
 use crate::server::ServeError;
 
@@ -108,8 +111,103 @@ pub async fn user_list(config: &Config) -> Result<(), CliError> {
 
 /// `helpline user disable`.
 pub async fn user_disable(config: &Config, username: &str) -> Result<(), CliError> {
-    accounts(config).await?.disable(username).await?;
+    accounts(config).await?.disable(username, CLI_ACTOR).await?;
     println!("disabled {username}");
+    Ok(())
+}
+
+/// `helpline user unlock`.
+pub async fn user_unlock(config: &Config, username: &str) -> Result<(), CliError> {
+    accounts(config).await?.unlock(username, CLI_ACTOR).await?;
+    println!("unlocked {username}");
+    Ok(())
+}
+
+/// `helpline user totp`: enrols a new TOTP secret and prints it, the only time it is shown.
+pub async fn user_totp(config: &Config, username: &str) -> Result<(), CliError> {
+    let secret = enrol_totp(config, username).await?;
+    println!(
+        "one-time codes enrolled for {username}; add this to their authenticator app now (it is \
+         not shown again; run this command again to replace it):"
+    );
+    println!("  {}", totp::otpauth_uri(username, &secret));
+    println!("  secret (base32): {}", totp::base32(&secret));
+    Ok(())
+}
+
+/// Enrols a TOTP secret for `username` (audited as the command line's).
+async fn enrol_totp(config: &Config, username: &str) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    let vault = Vault::new(helpline_router::rotation::load_master_keys(config)?);
+    let accounts = accounts(config).await?.with_vault(vault);
+    Ok(accounts.enrol_totp(username, CLI_ACTOR).await?)
+}
+
+/// A moment given as RFC 3339 (an ISO 8601 profile: `2026-01-31T00:00:00Z`) or ms since the epoch.
+fn parse_moment(flag: &str, text: &str) -> Result<i64, CliError> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(text, rfc3339)
+        .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))
+        .map_err(|_| {
+            CliError::Usage(format!(
+                "--{flag} {text:?} is not a time: give RFC 3339 such as 2026-01-31T00:00:00Z, or \
+                 ms since the epoch"
+            ))
+        })
+}
+
+/// Entries read from Redis per page of the export.
+const EXPORT_PAGE: usize = 1000;
+
+/// `helpline audit export`: JSON lines, oldest first, paging through the stream; recorded as
+/// `audit.export` before the first line is written, so even an interrupted export is on record.
+pub async fn audit_export(
+    config: &Config,
+    since: Option<&str>,
+    until: Option<&str>,
+    out: Option<PathBuf>,
+) -> Result<(), CliError> {
+    use std::io::Write;
+    let filter = AuditFilter {
+        since_ms: since.map(|s| parse_moment("since", s)).transpose()?,
+        until_ms: until.map(|s| parse_moment("until", s)).transpose()?,
+        ..AuditFilter::default()
+    };
+    let log = AuditLog::new(helpline_router::connect_store(config).await?);
+    let why = format!(
+        "export since {} until {}",
+        since.unwrap_or("the start"),
+        until.unwrap_or("now")
+    );
+    log.record(CLI_ACTOR, AuditAction::AuditExport, "", &why)
+        .await?;
+    let write_err = |e: std::io::Error| CliError::Usage(format!("cannot write the export: {e}"));
+    let mut writer: Box<dyn Write> = match &out {
+        Some(path) => Box::new(std::io::BufWriter::new(open_private(path)?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut cursor: Option<String> = None;
+    let mut count = 0u64;
+    loop {
+        let (entries, next) = log
+            .page_after(&filter, cursor.as_deref(), EXPORT_PAGE)
+            .await?;
+        for e in &entries {
+            writeln!(writer, "{}", crate::api::audit_json(e)).map_err(write_err)?;
+            count += 1;
+        }
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    writer.flush().map_err(write_err)?;
+    drop(writer);
+    if let Some(path) = out {
+        println!("exported {count} audit entries to {}", path.display());
+    }
     Ok(())
 }
 
@@ -199,8 +297,8 @@ fn random_key_b64() -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn write_private(path: &Path, content: &str) -> Result<(), CliError> {
-    use std::io::Write;
+/// Creates (or truncates) a file only its owner may read (mode 0600).
+fn open_private(path: &Path) -> Result<std::fs::File, CliError> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -208,9 +306,13 @@ fn write_private(path: &Path, content: &str) -> Result<(), CliError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts
-        .open(path)
-        .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?;
+    opts.open(path)
+        .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))
+}
+
+fn write_private(path: &Path, content: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut f = open_private(path)?;
     f.write_all(content.as_bytes())
         .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))
 }
@@ -250,15 +352,28 @@ async fn demo_accounts(config: &Config, data: &Path) -> Result<String, CliError>
             display_name: Some(display.into()),
         };
         match accounts.add(new, &password).await {
-            Ok(_) => lines.push_str(&format!(
-                "  {name:<6} {:<11} password {password}\n",
-                role.as_str()
-            )),
+            Ok(_) => {
+                lines.push_str(&format!(
+                    "  {name:<6} {:<11} password {password}\n",
+                    role.as_str()
+                ));
+                // Roles in security.totp_roles need a code: enrol one and show it like the password.
+                if accounts.totp_required(role) {
+                    let secret = enrol_totp(config, name).await?;
+                    lines.push_str(&format!(
+                        "         one-time codes (add to an authenticator app): {}\n",
+                        totp::otpauth_uri(name, &secret)
+                    ));
+                }
+            }
             Err(RouterError::Refused("exists", _)) => {
                 lines.push_str(&format!("  {name:<6} exists (password unchanged)\n"))
             }
             Err(e) => return Err(e.into()),
         }
+    }
+    if config.security.totp_roles.is_empty() {
+        lines.push_str("  one-time codes (TOTP) are off: security.totp_roles is empty\n");
     }
     write_private(&file, &lines)?;
     Ok(lines)

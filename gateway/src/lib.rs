@@ -6,6 +6,7 @@ pub mod commands;
 
 mod api;
 mod auth;
+mod break_glass;
 mod chat;
 mod dashboard;
 mod errors;

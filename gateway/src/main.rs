@@ -39,6 +39,9 @@ enum Cmd {
     /// Master key versions: rotate, status.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// The audit log: export.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// Exit 0 when the gateway on this machine answers /healthz (for container health checks).
     Health,
     /// What the helpline holds: the disclosure drill.
@@ -82,6 +85,33 @@ enum UserCmd {
     Disable {
         #[arg(long)]
         username: String,
+    },
+    /// Enrol (or replace) an account's one-time-code secret (TOTP) and print it once.
+    Totp {
+        #[arg(long)]
+        username: String,
+    },
+    /// Unlock an account locked after too many failed logins.
+    Unlock {
+        #[arg(long)]
+        username: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Write the audit log as JSON lines, oldest first (itself recorded as `audit.export`).
+    Export {
+        /// The first moment to include: RFC 3339 / ISO 8601 (2026-01-31T00:00:00Z) or ms since
+        /// the epoch.
+        #[arg(long)]
+        since: Option<String>,
+        /// The last moment to include, in the same forms.
+        #[arg(long)]
+        until: Option<String>,
+        /// Write to this file (created mode 0600) instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -187,6 +217,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Cmd::User(UserCmd::List) => commands::user_list(&config).await,
             Cmd::User(UserCmd::Disable { username }) => {
                 commands::user_disable(&config, &username).await
+            }
+            Cmd::User(UserCmd::Totp { username }) => commands::user_totp(&config, &username).await,
+            Cmd::User(UserCmd::Unlock { username }) => {
+                commands::user_unlock(&config, &username).await
+            }
+            Cmd::Audit(AuditCmd::Export { since, until, out }) => {
+                commands::audit_export(&config, since.as_deref(), until.as_deref(), out).await
             }
             Cmd::Keys(KeysCmd::Rotate { batch, rewrap_only }) => {
                 commands::keys_rotate(&config, batch, rewrap_only).await

@@ -46,6 +46,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("console.js", JS, include_str!("../static/console.js")),
     ("dialogs.js", JS, include_str!("../static/dialogs.js")),
     ("supervisor.js", JS, include_str!("../static/supervisor.js")),
+    ("breakglass.js", JS, include_str!("../static/breakglass.js")),
 ];
 
 /// The headers of every page and file: the CSP with `frame_ancestors`, no sniffing, no referrer,

@@ -70,6 +70,27 @@ fn routes(app: App) -> axum::Router {
             axum::routing::post(api::erase),
         )
         .route("/api/audit", get(api::audit))
+        .route(
+            "/api/users/{username}/unlock",
+            axum::routing::post(api::unlock_user),
+        )
+        .route(
+            "/api/conversations/{id}/break-glass",
+            axum::routing::post(crate::break_glass::request),
+        )
+        .route("/api/break-glass", get(crate::break_glass::list))
+        .route(
+            "/api/break-glass/{request}/approve",
+            axum::routing::post(crate::break_glass::approve),
+        )
+        .route(
+            "/api/break-glass/{request}/deny",
+            axum::routing::post(crate::break_glass::deny),
+        )
+        .route(
+            "/api/break-glass/{request}/reveal",
+            axum::routing::post(crate::break_glass::reveal),
+        )
         .route("/api/console-config", get(crate::dashboard::console_config))
         .route("/api/colleagues", get(crate::dashboard::colleagues))
         .route("/api/conversations", get(crate::dashboard::live))

@@ -94,7 +94,7 @@ export function login(root, { title }) {
           totpField.hidden = false;
           totp.focus();
         }
-        setText(error, e.status === 401 ? 'Wrong username or password.' : e.message);
+        setText(error, e.code === 'bad_credentials' ? 'Wrong username or password.' : e.message);
       } finally {
         submit.disabled = false;
       }

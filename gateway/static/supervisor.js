@@ -9,6 +9,7 @@ import { Thread } from './thread.js';
 import {
   api, whoAmI, login, logout, toast, urgencyBadge, staffLink, connectionText, reconcile, Chime, URGENCIES,
 } from './staff.js';
+import { askFor, renderRequests } from './breakglass.js';
 
 const REFRESH_MS = 2000;
 const RANK = { critical: 0, high: 1, normal: 2, low: 3 };
@@ -90,6 +91,7 @@ async function refresh() {
     ]);
     Object.assign(state, { queue, counsellors, live, stats, fetchedAt: Date.now(), failing: false });
     render();
+    if (state.me.role === 'supervisor') renderRequests(await api('/api/break-glass'), state.me, refresh);
   } catch (e) {
     if (e.status === 401) {
       location.reload();
@@ -239,6 +241,9 @@ function renderLive() {
         h('button', { type: 'button', class: 'small', onclick: () => startMonitor(c.conversation) }, 'Monitor'),
         target,
         h('button', { type: 'button', class: 'small', onclick: () => reassign(c.conversation, target.value) }, 'Reassign'),
+        c.channel !== 'webchat' && state.me.role === 'supervisor'
+          ? h('button', { type: 'button', class: 'small', onclick: () => askFor(c, refresh) }, 'Break glass')
+          : null,
       );
       return h('tr', {}, h('th', { scope: 'row' }), h('td'), h('td'), h('td', {}, urgencySelect(c)), h('td'), h('td', {}, actions));
     },

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::accounts::{Account, Role};
+use crate::audit::AuditAction;
 use crate::conversation::{now_ms, ConversationView, Message, Urgency};
 use crate::error::RouterError;
 use crate::store::{Appended, ConversationRecord};
@@ -182,15 +183,21 @@ impl Router {
         text: &str,
         client_msg_id: &str,
     ) -> Result<Appended, RouterError> {
-        self.append(
-            conv,
-            "supervisor",
-            text,
-            client_msg_id,
-            true,
-            &account.username,
-        )
-        .await
+        let stored = self
+            .append(
+                conv,
+                "supervisor",
+                text,
+                client_msg_id,
+                true,
+                &account.username,
+            )
+            .await?;
+        if !stored.duplicate {
+            let log = AuditAction::ConversationWhisper;
+            self.record(&account.username, log, conv, "whisper").await?;
+        }
+        Ok(stored)
     }
 
     /// Re-grades a conversation either way (staff; the grader only raises).
@@ -224,6 +231,7 @@ impl Router {
         let by = self.acting_as(account);
         let store = self.store();
         let joined;
+        let why;
         let call = match &target {
             TransferTarget::Skills(skills) => {
                 let known = &self.config().routing;
@@ -240,11 +248,17 @@ impl Router {
                 skills.sort();
                 skills.dedup();
                 joined = skills.join(",");
+                why = format!("to the queue for {joined}");
                 store.transfer(conv, by, &joined, None)
             }
-            TransferTarget::Counsellor(name) => store.transfer(conv, by, "", Some(name)),
+            TransferTarget::Counsellor(name) => {
+                why = format!("to counsellor {name}");
+                store.transfer(conv, by, "", Some(name))
+            }
         };
-        self.routed("transfer", call).await.map(|_| ())
+        self.routed("transfer", call).await?;
+        let log = AuditAction::ConversationTransfer;
+        self.record(&account.username, log, conv, &why).await
     }
 
     /// Ends a conversation with an outcome and tags.
@@ -294,32 +308,9 @@ impl Router {
         why: &str,
     ) -> Result<Vec<Message>, RouterError> {
         self.may_read(conv, account).await?;
-        self.guarded(
-            "audit",
-            self.store()
-                .audit(&account.username, "transcript.read", conv, why),
-        )
-        .await?;
+        self.record(&account.username, AuditAction::TranscriptRead, conv, why)
+            .await?;
         self.history(conv, None, true).await
-    }
-
-    /// Writes a line to the audit log.
-    pub async fn audit(
-        &self,
-        actor: &str,
-        action: &str,
-        conv: &str,
-        why: &str,
-    ) -> Result<(), RouterError> {
-        self.guarded("audit", self.store().audit(actor, action, conv, why))
-            .await
-    }
-
-    pub async fn audit_log(
-        &self,
-        limit: usize,
-    ) -> Result<Vec<crate::store::AuditEntry>, RouterError> {
-        self.guarded("audit", self.store().audit_log(limit)).await
     }
 
     /// Every waiting conversation, longest waiting first (no text, only routing data).

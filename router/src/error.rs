@@ -44,7 +44,9 @@ pub enum RouterError {
     UnknownConversation,
     #[error("the conversation is over")]
     Ended,
-    #[error("{0}")]
+    /// A refusal: its code (for clients) and a message that names the problem and the fix (what
+    /// an operator reads on the command line).
+    #[error("{1}")]
     Refused(&'static str, String),
     #[error("setup: {0}")]
     Setup(String),

@@ -6,6 +6,8 @@
 //! graded, then sealed before it reaches Redis.
 
 pub mod accounts;
+pub mod audit;
+pub mod break_glass;
 pub mod conversation;
 pub mod error;
 pub mod events;
@@ -19,6 +21,7 @@ pub mod rotation;
 pub mod stats;
 pub mod store;
 pub mod telemetry;
+pub mod totp;
 pub mod urgency;
 pub mod vault;
 
@@ -28,7 +31,8 @@ mod counsellor;
 mod sweeper;
 mod transcript;
 
-pub use accounts::{Account, Accounts, Role};
+pub use accounts::{Account, Accounts, LoginOutcome, Role};
+pub use audit::{AuditAction, AuditFilter, AuditLog};
 pub use channel::{CONTACT_BLOCKED, MEDIA_WITHHELD};
 pub use contact::{QueueStatus, Started};
 pub use conversation::{ConversationView, Message, Urgency};
@@ -135,7 +139,7 @@ impl Router {
         let grader = Grader::builtin().map_err(|e| RouterError::Setup(e.to_string()))?;
         let notices = Notices::builtin().map_err(|e| RouterError::Setup(e.to_string()))?;
         let store = connect_store(&config).await?;
-        let accounts = Accounts::new(store.clone(), &config);
+        let accounts = Accounts::new(store.clone(), &config).with_vault(vault.clone());
         Ok(Router {
             inner: Arc::new(Inner {
                 store,

@@ -107,9 +107,20 @@ impl Rotation {
         &self.vault
     }
 
-    /// Counts the data keys per master key version, scanning in batches.
+    /// Counts the data keys per master key version, scanning in batches: conversations' and staff
+    /// accounts' one-time-code keys (so no version is deleted while a login still needs it).
     pub async fn counts(&self, batch: usize) -> Result<KeyCounts, RouterError> {
         let mut counts = KeyCounts::default();
+        for (_, key) in self.store.totp_keys().await? {
+            match B64
+                .decode(key)
+                .ok()
+                .and_then(|w| Vault::wrapped_version(&w))
+            {
+                Some(v) => *counts.per_version.entry(v).or_default() += 1,
+                None => counts.unreadable += 1,
+            }
+        }
         let mut cursor = 0;
         loop {
             let page = self.store.dek_batch(cursor, batch).await?;
@@ -145,6 +156,7 @@ impl Rotation {
             .announce_key_version(self.vault.active_version())
             .await?;
         tokio::time::sleep(settle).await;
+        self.rewrap_totp_keys().await?;
         let mut last = Progress::default();
         for pass in 1..=MAX_PASSES {
             last = self.pass(pass, batch, &mut progress).await?;
@@ -182,6 +194,23 @@ impl Rotation {
             }
             cursor = page.cursor;
         }
+    }
+
+    /// Re-wraps the staff accounts' TOTP data keys (a handful) under the active version; one
+    /// enrolled again meanwhile already is, and is left alone by the compare-and-set.
+    async fn rewrap_totp_keys(&self) -> Result<(), RouterError> {
+        for (username, old) in self.store.totp_keys().await? {
+            let wrapped = B64.decode(&old).map_err(|_| {
+                RouterError::Vault(VaultError::BadFormat("stored key is not base64"))
+            })?;
+            let context = crate::accounts::totp_context(&username);
+            if let Some(new) = self.vault.rewrap(&context, &wrapped)? {
+                self.store
+                    .replace_totp_key(&username, &old, &B64.encode(new))
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Re-wraps one data key with compare-and-set; if it changed meanwhile, reads it again.

@@ -1,6 +1,7 @@
 //! The node's background work: listening for routing events from every node, saying which sockets
 //! this node holds (heartbeats), the periodic sweep (offer timeouts, lost counsellors, aging,
-//! relaxation, abandoned waits) and the retention sweep every `retention.sweep_every_s`. Every node runs all of it; the scripts make that safe.
+//! relaxation, abandoned waits, break-glass requests out of time) and the retention sweep every
+//! `retention.sweep_every_s`. Every node runs all of it; the scripts make that safe.
 
 use std::time::Duration;
 
@@ -87,6 +88,7 @@ impl Router {
             tokio::select! { _ = shutdown.cancelled() => return, _ = interval.tick() => {} }
             self.sweep_once().await;
             self.follow_key_version().await;
+            self.expire_break_glass().await;
             n = n.wrapping_add(1);
             let every = self.config().retention.sweep_every_s.max(1);
             if u64::from(n) % every == 0 {

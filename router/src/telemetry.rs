@@ -31,6 +31,9 @@ pub struct Telemetry {
     /// What retention sweeps and erasure on request erased, by kind (`transcript`, `metadata`,
     /// `audit`, `request`).
     pub retention_erased_total: IntCounterVec,
+    /// Not in the contract's list: every step of a break-glass request (an alert fires on a
+    /// reveal, since it hands a child's phone number or chat id to a person).
+    pub break_glass_total: IntCounterVec,
     /// The channels whose series exist from the start (web chat and the enabled ones).
     channels: Vec<String>,
 }
@@ -90,6 +93,8 @@ const URGENCIES: [&str; 4] = ["low", "normal", "high", "critical"];
 const OUTCOMES: [&str; 3] = ["answered", "abandoned", "closed"];
 const DIRECTIONS: [&str; 2] = ["in", "out"];
 const ERASED_KINDS: [&str; 4] = ["transcript", "metadata", "audit", "request"];
+/// The steps of a break-glass request, each a `helpline_break_glass_total` series from the start.
+pub const BREAK_GLASS_STEPS: [&str; 5] = ["request", "approve", "deny", "expire", "reveal"];
 
 impl Default for Telemetry {
     fn default() -> Self {
@@ -187,6 +192,13 @@ impl Telemetry {
                  entries past theirs, conversations erased on request",
                 &["kind"],
             ),
+            break_glass_total: counter(
+                &r,
+                "helpline_break_glass_total",
+                "Break-glass steps: a supervisor asked for a contact's raw address (request), a second \
+                 one approved or denied it, it ran out of time (expire), or it was shown (reveal)",
+                &["step"],
+            ),
             registry: r,
             channels: Vec::new(),
         };
@@ -206,6 +218,9 @@ impl Telemetry {
         }
         for op in ["message", "sweep", "heartbeat"] {
             t.redis_errors_total.with_label_values(&[op]).inc_by(0);
+        }
+        for step in BREAK_GLASS_STEPS {
+            t.break_glass_total.with_label_values(&[step]).inc_by(0);
         }
         t.init_channel("webchat");
         for urgency in URGENCIES {
@@ -375,6 +390,13 @@ impl Telemetry {
             .with_label_values(&[channel])
             .inc();
         tracing::info!(conversation = %conv, %channel, "media withheld");
+    }
+
+    /// A break-glass step (`step`: one of [`BREAK_GLASS_STEPS`]) of request `id` about
+    /// conversation `conv`; never the address.
+    pub fn break_glass(&self, step: &'static str, id: &str, conv: &str, by: &str) {
+        self.break_glass_total.with_label_values(&[step]).inc();
+        tracing::warn!(request = %id, conversation = %conv, staff = %by, step, "break-glass");
     }
 
     /// A webhook call was refused before anything in it was read (`reason`: a closed set).

@@ -87,6 +87,9 @@ pub enum Purpose {
     Message = 1,
     /// The contact's raw channel address, sealed once per conversation with sequence number 0.
     Address = 2,
+    /// A staff account's TOTP secret, sealed with the account's own data key (its "conversation"
+    /// is `totp:<username>`) at sequence number 0.
+    Totp = 3,
 }
 
 /// The master keys (KEKs), by version; exactly one is active for new wraps. Zeroized on drop.

@@ -179,6 +179,14 @@ impl Gateway {
                 format!("http://127.0.0.1:{port}"),
             ),
         ]);
+        // Tests log staff in without one-time codes unless they ask for TOTP themselves (it is on
+        // by default; tests/tests/auth.rs turns it on by leaving this setting to the test).
+        if !settings
+            .iter()
+            .any(|(k, _)| *k == "HELPLINE_SECURITY__TOTP_ROLES")
+        {
+            env.push(("HELPLINE_SECURITY__TOTP_ROLES".into(), String::new()));
+        }
         for (k, v) in settings {
             env.push(((*k).into(), (*v).into()));
         }
@@ -643,6 +651,79 @@ pub async fn upgrade_status(
         Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Ok(res.status().as_u16()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Enrols `username` for one-time codes with `helpline user totp` and returns the secret it
+/// printed (base32-decoded), as an operator would read it off the screen.
+pub fn enrol_totp(gw: &Gateway, username: &str) -> Result<Vec<u8>> {
+    let out = gw.command(&["user", "totp", "--username", username], None)?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        bail!("user totp failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let b32 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("secret (base32): "))
+        .ok_or_else(|| anyhow!("no secret in the output of user totp: {text}"))?;
+    Ok(data_encoding::BASE32_NOPAD.decode(b32.as_bytes())?)
+}
+
+/// The RFC 6238 code of `secret` (HMAC-SHA-1, 6 digits, 30 s) for the time step `step`,
+/// computed here independently of the gateway's own code.
+pub fn totp_code(secret: &[u8], step: u64) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret);
+    let mac = ring::hmac::sign(&key, &step.to_be_bytes());
+    let mac = mac.as_ref();
+    let at = usize::from(mac[19] & 0x0f);
+    let n = u32::from_be_bytes([mac[at] & 0x7f, mac[at + 1], mac[at + 2], mac[at + 3]]);
+    format!("{:06}", n % 1_000_000)
+}
+
+/// The current TOTP time step.
+pub fn totp_step_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / 30)
+        .unwrap_or(0)
+}
+
+/// `POST /api/session` with a username, password and one-time code; returns (status, JSON body
+/// or Null, the session cookie on success).
+pub async fn login_totp(
+    gw: &Gateway,
+    username: &str,
+    password: &str,
+    totp: Option<&str>,
+) -> Result<(u16, Value, Option<String>)> {
+    let mut body = json!({"username": username, "password": password});
+    if let Some(code) = totp {
+        body["totp"] = json!(code);
+    }
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/session", gw.base()))
+        .json(&body)
+        .send()
+        .await?;
+    let status = res.status().as_u16();
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned);
+    Ok((status, res.json().await.unwrap_or(Value::Null), cookie))
+}
+
+/// A POST with a session cookie and a JSON body; returns (status, JSON body or Null).
+pub async fn post(gw: &Gateway, path: &str, cookie: &str, body: Value) -> Result<(u16, Value)> {
+    let res = reqwest::Client::new()
+        .post(format!("{}{}", gw.base(), path))
+        .header("Cookie", cookie)
+        .json(&body)
+        .send()
+        .await?;
+    let status = res.status().as_u16();
+    Ok((status, res.json().await.unwrap_or(Value::Null)))
 }
 
 /// `POST /api/session` with any username and password; returns (status, JSON body or Null).

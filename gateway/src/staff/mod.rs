@@ -299,13 +299,9 @@ impl Session {
                 self.supervisor()?;
                 let view = r.conversation_view(&conversation).await?;
                 let history = r.history(&conversation, None, true).await?;
-                r.audit(
-                    &me.username,
-                    "conversation.monitor",
-                    &conversation,
-                    "monitor",
-                )
-                .await?;
+                let log = helpline_router::AuditAction::ConversationMonitor;
+                r.record(&me.username, log, &conversation, "monitor")
+                    .await?;
                 self.sub.watch(&conversation);
                 Ok(Some(frames::with_type(
                     "monitoring",

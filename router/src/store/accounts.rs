@@ -1,4 +1,4 @@
-//! Staff accounts, staff sessions and the audit log as stored in Redis.
+//! Staff accounts and staff sessions as stored in Redis.
 
 use std::collections::HashMap;
 
@@ -17,6 +17,12 @@ pub struct UserRecord {
     pub capacity: u32,
     pub display_name: String,
     pub disabled: bool,
+    /// The TOTP secret sealed with the account's data key (base64), empty when not enrolled.
+    pub totp: String,
+    /// That data key wrapped under the master key (base64), empty when not enrolled.
+    pub totp_key: String,
+    /// Locked after too many consecutive failed logins, until unlocked.
+    pub locked: bool,
 }
 
 /// A staff session: who, and when it began (ms), for the absolute expiry.
@@ -24,17 +30,6 @@ pub struct UserRecord {
 pub struct SessionRecord {
     pub username: String,
     pub created_ms: i64,
-}
-
-/// One line of the audit log.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct AuditEntry {
-    pub id: String,
-    pub ts_ms: i64,
-    pub actor: String,
-    pub action: String,
-    pub conversation: String,
-    pub reason: String,
 }
 
 impl Store {
@@ -81,6 +76,9 @@ impl Store {
             capacity: get("capacity").parse().unwrap_or(0),
             display_name: get("display_name"),
             disabled: get("disabled") == "1",
+            totp: get("totp"),
+            totp_key: get("totp_key"),
+            locked: get("locked") == "1",
         }))
     }
 
@@ -151,51 +149,124 @@ impl Store {
         Ok(())
     }
 
-    /// Appends to the audit log. Never pass message text here.
-    pub async fn audit(
+    /// Stores a newly enrolled TOTP secret (sealed) and its wrapped key, forgetting the last step
+    /// used with any earlier secret; false when there is no such account.
+    pub async fn set_user_totp(
         &self,
-        actor: &str,
-        action: &str,
-        conversation: &str,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        let _: String = redis::cmd("XADD")
-            .arg(self.keys.audit())
-            .arg("*")
-            .arg(&[
-                ("actor", actor),
-                ("action", action),
-                ("conv", conversation),
-                ("reason", reason),
-            ])
-            .query_async(&mut self.conn())
+        username: &str,
+        sealed: &str,
+        wrapped_key: &str,
+    ) -> Result<bool, StoreError> {
+        let key = self.keys.user(username);
+        let mut conn = self.conn();
+        if !conn.exists::<_, bool>(&key).await? {
+            return Ok(false);
+        }
+        let _: () = redis::pipe()
+            .hset_multiple(&key, &[("totp", sealed), ("totp_key", wrapped_key)])
+            .hdel(&key, "totp_step")
+            .query_async(&mut conn)
+            .await?;
+        Ok(true)
+    }
+
+    /// Replaces an account's password hash (a re-hash under stronger parameters).
+    pub async fn set_user_hash(&self, username: &str, hash: &str) -> Result<(), StoreError> {
+        let _: () = self
+            .conn()
+            .hset(self.keys.user(username), "hash", hash)
             .await?;
         Ok(())
     }
 
-    /// The newest `limit` audit entries, newest first.
-    pub async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        let entries = self
-            .stream_range("XREVRANGE", &self.keys.audit(), "+", "-", limit)
+    /// Counts a failed login against an existing account; `Some(true)` when this failure locked
+    /// it (at `lock_after` in a row), `None` when there is no such account.
+    pub async fn login_failed(
+        &self,
+        username: &str,
+        lock_after: u32,
+    ) -> Result<Option<bool>, StoreError> {
+        let r: i64 = self
+            .scripts
+            .login
+            .prepare_invoke()
+            // Declared as a key too, only so a cluster client routes the call (see `routing_call`).
+            .key(self.keys.user(username))
+            .arg(self.keys.user(username))
+            .arg("failed")
+            .arg(lock_after)
+            .invoke_async(&mut self.conn())
             .await?;
-        Ok(entries
-            .into_iter()
-            .map(|e| {
-                let text = |k: &str| e.get::<String>(k).unwrap_or_default();
-                AuditEntry {
-                    ts_ms: e
-                        .id
-                        .split('-')
-                        .next()
-                        .and_then(|t| t.parse().ok())
-                        .unwrap_or(0),
-                    actor: text("actor"),
-                    action: text("action"),
-                    conversation: text("conv"),
-                    reason: text("reason"),
-                    id: e.id,
-                }
-            })
-            .collect())
+        Ok((r != 0).then_some(r == 2))
+    }
+
+    /// Records a successful login: the failure count restarts, and the TOTP step used (if any)
+    /// becomes the last one accepted. False, with nothing changed, when that step was not newer
+    /// than the last one: the code was replayed.
+    pub async fn login_succeeded(
+        &self,
+        username: &str,
+        totp_step: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let step = totp_step.map(|s| s.to_string()).unwrap_or_default();
+        let r: i64 = self
+            .scripts
+            .login
+            .prepare_invoke()
+            // Declared as a key too, only so a cluster client routes the call (see `routing_call`).
+            .key(self.keys.user(username))
+            .arg(self.keys.user(username))
+            .arg("succeeded")
+            .arg(step)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(r == 1)
+    }
+
+    /// Unlocks an account and restarts its failure count; false when there is no such account.
+    pub async fn unlock_user(&self, username: &str) -> Result<bool, StoreError> {
+        let key = self.keys.user(username);
+        let mut conn = self.conn();
+        if !conn.exists::<_, bool>(&key).await? {
+            return Ok(false);
+        }
+        let _: () = conn
+            .hset_multiple(&key, &[("locked", "0"), ("failures", "0")])
+            .await?;
+        Ok(true)
+    }
+
+    /// Every enrolled account's wrapped TOTP data key (base64), for key rotation and key counts.
+    pub async fn totp_keys(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        for name in self.usernames().await? {
+            let key: Option<String> = self.conn().hget(self.keys.user(&name), "totp_key").await?;
+            if let Some(key) = key.filter(|k| !k.is_empty()) {
+                out.push((name, key));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces an account's wrapped TOTP data key `old` by `new` only if it is still `old`.
+    pub async fn replace_totp_key(
+        &self,
+        username: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let replaced: i64 = self
+            .scripts
+            .rewrap
+            .prepare_invoke()
+            // Declared as a key too, only so a cluster client routes the call (see `routing_call`).
+            .key(self.keys.user(username))
+            .arg(self.keys.user(username))
+            .arg(old)
+            .arg(new)
+            .arg("totp_key")
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(replaced == 1)
     }
 }

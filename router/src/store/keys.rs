@@ -84,7 +84,9 @@ impl Keys {
         self.key(&["available"])
     }
 
-    /// Hash of a staff account: role, Argon2id hash, skills, capacity, display name, disabled.
+    /// Hash of a staff account: role, Argon2id hash, skills, capacity, display name, disabled;
+    /// `failures` and `locked` (lock-out), `totp` (the TOTP secret sealed with the account's
+    /// data key), `totp_key` (that key wrapped) and `totp_step` (the last step accepted).
     pub fn user(&self, username: &str) -> String {
         self.key(&["user", username])
     }
@@ -199,6 +201,17 @@ impl Keys {
     /// String with expiry: the node that polls the channel now (only one may).
     pub fn poll_lease(&self, channel: &str) -> String {
         self.key(&[channel, "poller"])
+    }
+
+    /// Hash of one break-glass request (layout in `lua/break_glass.lua`; never the address it
+    /// reveals), kept a while after its last change.
+    pub fn break_glass(&self, id: &str) -> String {
+        self.key(&["break_glass", id])
+    }
+
+    /// Zset of the break-glass requests still pending or approved -> their deadline (ms).
+    pub fn break_glass_open(&self) -> String {
+        self.key(&["break_glass", "open"])
     }
 }
 

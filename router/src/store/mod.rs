@@ -5,6 +5,8 @@
 //! It must never receive clear message text or a raw channel address: callers seal them first.
 
 mod accounts;
+mod audit;
+mod break_glass;
 mod channel;
 mod deks;
 mod keys;
@@ -17,7 +19,9 @@ mod sentinel;
 mod stats;
 mod topology;
 
-pub use accounts::{AuditEntry, SessionRecord, UserRecord};
+pub use accounts::{SessionRecord, UserRecord};
+pub use audit::AuditEntry;
+pub use break_glass::{BreakGlassRecord, BreakGlassStep};
 pub use deks::DekBatch;
 pub use keys::Keys;
 pub use outbox::{OutboxEntry, SendState};

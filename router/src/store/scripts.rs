@@ -39,6 +39,10 @@ pub struct Scripts {
     pub lease: Script,
     /// Not routing: replaces a wrapped data key only if unchanged, for key rotation (no prelude).
     pub rewrap: Script,
+    /// Not routing: a login's failure count, lock-out and TOTP replay guard (no prelude).
+    pub login: Script,
+    /// Not routing: one step of a break-glass request (no prelude).
+    pub break_glass: Script,
 }
 
 impl Scripts {
@@ -61,6 +65,8 @@ impl Scripts {
             outbox_beat: Script::new(include_str!("lua/outbox_beat.lua")),
             lease: Script::new(include_str!("lua/lease.lua")),
             rewrap: Script::new(include_str!("lua/rewrap.lua")),
+            login: Script::new(include_str!("lua/login.lua")),
+            break_glass: Script::new(include_str!("lua/break_glass.lua")),
         }
     }
 }

@@ -83,6 +83,9 @@ export async function startGateway(settings = {}) {
     HELPLINE_SERVER__LISTEN: `127.0.0.1:${port}`,
     HELPLINE_SERVER__PUBLIC_URL: `http://127.0.0.1:${port}`,
     HELPLINE_LOG: 'info',
+    // These pages tests log supervisors in without one-time codes: TOTP is turned off here on
+    // purpose (it is on by default; tests/tests/auth.rs covers it against the real binary).
+    HELPLINE_SECURITY__TOTP_ROLES: '',
     ...settings,
   };
   await Promise.all(
