@@ -26,9 +26,20 @@ impl SentinelSet {
     /// Starts everything and waits until the sentinels know the replica and each other (a
     /// failover needs both).
     pub fn start() -> Result<SentinelSet> {
-        // Redis 7 waits 5 s for more replicas before a diskless first sync: no waiting here.
-        let master = Redis::start_with(&["--repl-diskless-sync-delay", "0"])?;
-        let replica = Redis::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()])?;
+        Self::start_with(&[])
+    }
+
+    /// The same, with extra redis-server settings for the master and the replica.
+    pub fn start_with(settings: &[&str]) -> Result<SentinelSet> {
+        // Redis 7 waits 5 s for more replicas before a diskless first sync: no waiting here (on
+        // the replica too, which syncs the old master once it is promoted).
+        let mut common = vec!["--repl-diskless-sync-delay", "0"];
+        common.extend(settings);
+        let master = Redis::start_with(&common)?;
+        let master_port = master.port.to_string();
+        let mut replica_args = vec!["--replicaof", "127.0.0.1", &master_port];
+        replica_args.extend(&common);
+        let replica = Redis::start_with(&replica_args)?;
         let mut sentinels = Vec::new();
         for _ in 0..3 {
             sentinels.push(Sentinel::start(master.port)?);

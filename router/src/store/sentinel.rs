@@ -256,23 +256,25 @@ impl MasterConnection {
         }
     }
 
-    /// What to do after `e` on connection `serial`: `true` when the command was refused by a
-    /// server that is no longer the master (so it did nothing and may be sent again).
+    /// What to do after `e` on connection `serial`: `true` when the command was refused before it
+    /// did anything, by a server that is no longer the master or by a master that lost its
+    /// replicas (`NOREPLICAS` under `min-replicas-to-write`, as an old master is during a
+    /// failover), so it may be sent again once the sentinels are asked anew.
     async fn after_error(&self, serial: u64, e: &RedisError) -> bool {
-        let moved = matches!(e.code(), Some("READONLY" | "MASTERDOWN"));
-        if moved {
+        let demoted = matches!(e.code(), Some("READONLY" | "MASTERDOWN"));
+        if demoted {
             tracing::warn!("Redis answered as a replica; asking the sentinels for the master");
             self.target.moved();
         }
-        if moved
-            || e.is_io_error()
+        let refused = demoted || e.code() == Some("NOREPLICAS");
+        let lost = e.is_io_error()
             || e.is_connection_dropped()
             || e.is_timeout()
-            || e.is_connection_refusal()
-        {
+            || e.is_connection_refusal();
+        if refused || lost {
             self.forget(serial).await;
         }
-        moved
+        refused
     }
 }
 
