@@ -4,7 +4,9 @@
 
 pub mod fake_telegram;
 pub mod fake_twilio;
+pub mod faults;
 pub mod load;
+pub mod resilient;
 pub mod smsc;
 
 use std::net::TcpListener;
