@@ -234,21 +234,26 @@ impl ContactLog {
         }
     }
 
+    /// Resumes on the next node that takes the token; a node may die mid-way, so it tries again,
+    /// a bounded number of times (a refused token fails every time).
     async fn resume(&mut self, nodes: &[u16], next: &mut usize) -> Result<Ws> {
+        let mut attempts = 0;
         loop {
             let (mut ws, _) =
                 connect(nodes, next, "/ws/chat", None, Duration::from_secs(20)).await?;
             self.resumes += 1;
+            attempts += 1;
             let mut frame = json!({"type": "resume", "token": self.token});
             if let Some(last) = self.received.newest() {
                 frame["last_seen"] = json!(last);
             }
-            if send(&mut ws, frame).await.is_err() {
-                continue;
-            }
-            match expect(&mut ws, "resumed", Duration::from_secs(5)).await {
+            let resumed = match send(&mut ws, frame).await {
+                Ok(()) => expect(&mut ws, "resumed", Duration::from_secs(5)).await,
+                Err(e) => Err(e),
+            };
+            match resumed {
                 Ok(_) => {}
-                Err(e) if e.to_string().contains("error instead") => return Err(e),
+                Err(e) if attempts >= 10 => return Err(e.context("cannot resume")),
                 Err(_) => continue,
             }
             let unacked: Vec<Sent> = self
