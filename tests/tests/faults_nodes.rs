@@ -337,7 +337,7 @@ fn in_order(r: &mut Report, heard: &Received, from: &str, what: &str) {
 /// The contact and the counsellor (on two nodes) write at the same time: every counsellor message
 /// reaches the contact live, on the same socket. (A contact's ack once moved the point live
 /// delivery continues from, so a counsellor's message stored just before it, still on its way
-/// through pub/sub, was skipped; the kills above found it now and then, this finds it at once.)
+/// through pub/sub, was skipped; the load above meets that moment only rarely, this at once.)
 #[tokio::test]
 async fn writing_at_the_same_time_loses_no_message_live() -> Result<()> {
     let redis = Redis::start()?;
