@@ -56,6 +56,9 @@ pub struct Server {
     pub allowed_origins: Vec<String>,
     /// Seconds a graceful shutdown may take before remaining work is abandoned.
     pub shutdown_grace_s: u64,
+    /// Seconds between WebSocket pings; a socket that answers nothing for two of them is closed,
+    /// so a browser that vanished without closing (a lost network, a frozen laptop) is noticed.
+    pub ws_ping_s: u64,
 }
 
 impl Default for Server {
@@ -65,6 +68,7 @@ impl Default for Server {
             public_url: "http://127.0.0.1:8080".into(),
             allowed_origins: Vec::new(),
             shutdown_grace_s: 10,
+            ws_ping_s: 15,
         }
     }
 }

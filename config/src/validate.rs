@@ -89,6 +89,15 @@ fn server(server: &Server, p: &mut Problems) {
             );
         }
     }
+    if !(1..=300).contains(&server.ws_ping_s) {
+        p.add(
+            "server.ws_ping_s",
+            format!(
+                "{} is out of range; write 1 to 300 seconds (15 suits most networks)",
+                server.ws_ping_s
+            ),
+        );
+    }
 }
 
 /// An origin-like URL: `http(s)://host[:port]` with at most a trailing `/`. The `Err` completes a

@@ -1,6 +1,8 @@
 //! `/ws/chat`: the contact's WebSocket. The gateway checks the `Origin`, upgrades with small
 //! buffers, and hands the socket to the web chat adapter as a [`FrameSocket`].
 
+use std::time::{Duration, Instant};
+
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -12,13 +14,50 @@ use crate::auth;
 use crate::errors::ApiError;
 use crate::server::App;
 
-/// An axum WebSocket as a socket of text frames.
-pub struct AxumSocket(pub WebSocket);
+/// An axum WebSocket as a socket of text frames. It pings the peer every `ping_every` and gives
+/// up on a peer that answered nothing (no frame, no pong) for two of them: a browser that vanished
+/// without closing, whose TCP connection may stay open for hours, would otherwise keep a counsellor
+/// present (and their conversations held) or a contact counted as waiting.
+pub struct AxumSocket {
+    ws: WebSocket,
+    ping_every: Duration,
+    /// When the peer last sent anything.
+    heard: Instant,
+    next_ping: Instant,
+}
+
+impl AxumSocket {
+    /// Wraps an upgraded socket; `ping_s` is `server.ws_ping_s`.
+    pub fn new(ws: WebSocket, ping_s: u64) -> AxumSocket {
+        let ping_every = Duration::from_secs(ping_s);
+        AxumSocket {
+            ws,
+            ping_every,
+            heard: Instant::now(),
+            next_ping: Instant::now() + ping_every,
+        }
+    }
+}
 
 impl FrameSocket for AxumSocket {
+    /// Cancel-safe: the ping schedule lives in the struct, and a ping cut short by a cancelled
+    /// call stays buffered and goes out with the next write.
     async fn recv(&mut self) -> Option<Inbound> {
         loop {
-            return match self.0.recv().await? {
+            let msg = tokio::select! {
+                msg = self.ws.recv() => msg?,
+                _ = tokio::time::sleep_until(self.next_ping.into()) => {
+                    if self.heard.elapsed() >= self.ping_every * 2 {
+                        tracing::info!("a socket answered no ping; closing it as gone");
+                        return None;
+                    }
+                    self.next_ping = Instant::now() + self.ping_every;
+                    self.ws.send(Message::Ping(Default::default())).await.ok()?;
+                    continue;
+                }
+            };
+            self.heard = Instant::now();
+            return match msg {
                 Ok(Message::Text(text)) => Some(Inbound::Text(text.to_string())),
                 Ok(Message::Binary(_)) => Some(Inbound::Binary),
                 Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => continue,
@@ -29,7 +68,7 @@ impl FrameSocket for AxumSocket {
     }
 
     async fn send(&mut self, text: String) -> Result<(), ()> {
-        self.0
+        self.ws
             .send(Message::Text(text.into()))
             .await
             .map_err(|_| ())
@@ -40,7 +79,7 @@ impl FrameSocket for AxumSocket {
             code: close.code,
             reason: close.reason.into(),
         };
-        let _ = self.0.send(Message::Close(Some(frame))).await;
+        let _ = self.ws.send(Message::Close(Some(frame))).await;
     }
 }
 
@@ -69,11 +108,17 @@ pub async fn upgrade(State(app): State<App>, headers: HeaderMap, ws: WebSocketUp
     let shutdown = app.shutdown.clone();
     let tracker = app.tracker.clone();
     let webchat = app.webchat.clone();
+    let ping_s = app.router.config().server.ws_ping_s;
     // The session keeps the upgrade request's span, so all its lines share one log id.
     let span = tracing::Span::current();
     tuned(ws, &app).on_upgrade(move |socket| {
         tracker.track_future(
-            async move { webchat.serve(AxumSocket(socket), shutdown).await }.instrument(span),
+            async move {
+                webchat
+                    .serve(AxumSocket::new(socket, ping_s), shutdown)
+                    .await
+            }
+            .instrument(span),
         )
     })
 }

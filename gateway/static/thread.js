@@ -25,7 +25,11 @@ export class Thread {
     this.lastId = null;
   }
 
-  /** Notes an id as seen (messages, acks): replay after a reconnect starts after the newest. */
+  /**
+   * Notes the id of a message received: replay after a reconnect starts after the newest. An ack
+   * does not count: a counsellor's message stored just before ours may still be on its way, and
+   * resuming after our own id would skip it (our replayed messages merge by id instead).
+   */
   see(id) {
     if (id && (!this.lastId || compareIds(id, this.lastId) > 0)) this.lastId = id;
   }
@@ -57,7 +61,6 @@ export class Thread {
 
   /** The gateway stored message `clientId` as `id`. Returns the entry (or null). */
   ack(clientId, id) {
-    this.see(id);
     const entry = this.pending.get(clientId);
     if (!entry) return this.byId.get(id) || null;
     this.pending.delete(clientId);

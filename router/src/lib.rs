@@ -88,6 +88,11 @@ fn enabled_channels(config: &Config) -> Vec<&'static str> {
     channels
 }
 
+/// How long `/readyz` waits for Redis to answer. Probes give up after a second or so; without
+/// this a frozen Redis held each probe for the whole command time-out (5 s), and a probe that times
+/// out says less than a clear 503.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Channels whose contacts are told little while they wait (see [`ScriptSettings`]): SMS.
 pub const SPARING_CHANNELS: &[&str] = &["sms"];
 
@@ -181,9 +186,10 @@ impl Router {
         &self.inner.store
     }
 
-    /// Whether Redis answers (for `/readyz`).
+    /// Whether Redis answers within [`READY_WITHIN`] (for `/readyz`).
     pub async fn ready(&self) -> bool {
-        self.inner.store.ping().await.is_ok()
+        let ping = tokio::time::timeout(READY_WITHIN, self.inner.store.ping());
+        matches!(ping.await, Ok(Ok(())))
     }
 
     /// Counts and logs what a routing step did on this node (every node delivers the same events

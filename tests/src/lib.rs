@@ -5,7 +5,9 @@
 pub mod canary;
 pub mod fake_telegram;
 pub mod fake_twilio;
+pub mod faults;
 pub mod load;
+pub mod resilient;
 pub mod smsc;
 pub mod topology;
 

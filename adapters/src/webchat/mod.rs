@@ -3,8 +3,9 @@
 //! A session opens with `start` or `resume`, then relays: the contact's messages go to the router
 //! (acknowledged only once stored in Redis), and the router's events for this conversation come
 //! back through the node's hub. The conversation's stream is the truth: on `resume`, or when live
-//! events may have been missed, the session replays from the last id the contact has seen, so a
-//! flaky phone loses nothing and sees nothing twice.
+//! events may have been missed, the session replays from the last message id the contact received
+//! (the contact's own messages included), so a flaky phone loses nothing, and a page that keeps
+//! messages by id shows nothing twice.
 
 pub mod frames;
 
@@ -168,7 +169,9 @@ struct Session {
     conv: String,
     lang: String,
     sub: Subscription,
-    /// The newest message id the contact has (seen or had acknowledged): replay starts after it.
+    /// The newest message id sent to the contact (replayed or live): replay, and live delivery,
+    /// continue after it. An acknowledgement does not move it: a counsellor's message stored just
+    /// before the contact's may still be on its way here, and would be skipped.
     last_id: Option<String>,
     /// Whether the conversation waits in the queue (so position updates are due).
     waiting: bool,
@@ -402,13 +405,6 @@ impl Session {
         {
             Ok(stored) => {
                 send(socket, frames::ack(client_msg_id, &stored.id)).await?;
-                if self
-                    .last_id
-                    .as_deref()
-                    .is_none_or(|last| stream_id_after(&stored.id, last))
-                {
-                    self.last_id = Some(stored.id);
-                }
                 Ok(None)
             }
             Err(RouterError::Ended) => Ok(Some(Refusal::new("ended", "the conversation is over"))),

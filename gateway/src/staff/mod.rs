@@ -48,6 +48,7 @@ pub async fn upgrade(
         Ok(_) => return ApiError::forbidden().into_response(),
         Err(e) => return e.into_response(),
     };
+    let ping_s = app.router.config().server.ws_ping_s;
     let (router, shutdown, tracker) = (
         app.router.clone(),
         app.shutdown.clone(),
@@ -63,7 +64,7 @@ pub async fn upgrade(
                     router,
                     account,
                 };
-                let mut socket = AxumSocket(socket);
+                let mut socket = AxumSocket::new(socket, ping_s);
                 if let Some(close) = session.run(&mut socket, &shutdown).await {
                     socket.close(close).await;
                 }
