@@ -20,6 +20,7 @@ pub mod telemetry;
 pub mod urgency;
 pub mod vault;
 
+mod blocks;
 mod channel;
 mod contact;
 mod counsellor;
@@ -27,6 +28,7 @@ mod sweeper;
 mod transcript;
 
 pub use accounts::{Account, Accounts, Role};
+pub use blocks::MAX_BLOCK_MINUTES;
 pub use channel::{CONTACT_BLOCKED, MEDIA_WITHHELD};
 pub use contact::{QueueStatus, Started};
 pub use conversation::{ConversationView, Message, Urgency};

@@ -5,6 +5,7 @@
 //! It must never receive clear message text or a raw channel address: callers seal them first.
 
 mod accounts;
+mod blocks;
 mod channel;
 mod deks;
 mod keys;
