@@ -1029,14 +1029,18 @@ fn routing_invariants_hold_under_random_operations() {
 
 /// Runs `cases` random cases (and the fixed ones when `fixed`) on a private redis-server.
 fn run_worker(fixed: bool, cases: u32) -> Vec<String> {
-    let server = RedisServer::start().expect("a private redis-server");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let worker = rt
-        .block_on(Worker::connect(&server.url()))
-        .expect("a connection to the private redis-server");
+    let setup = RedisServer::start().and_then(|server| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("a tokio runtime: {e}"))?;
+        let worker = rt.block_on(Worker::connect(&server.url()))?;
+        Ok((server, rt, worker))
+    });
+    let (_server, rt, worker) = match setup {
+        Ok(s) => s,
+        Err(e) => return vec![format!("a worker could not start: {e}")],
+    };
     let mut failures = Vec::new();
     if fixed {
         for (name, case) in fixed_cases() {
