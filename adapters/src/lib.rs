@@ -5,9 +5,11 @@
 //! hands an adapter a socket of text frames, so an adapter's protocol logic can be read (and tested)
 //! without any HTTP in sight.
 
+pub mod nesting;
 pub mod sender;
 pub mod sms;
 pub mod telegram;
+pub mod throttle;
 pub mod webchat;
 
 /// What arrives on a socket.

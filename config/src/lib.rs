@@ -39,6 +39,7 @@ pub struct Config {
     pub security: Security,
     pub routing: Routing,
     pub webchat: Webchat,
+    pub limits: Limits,
     pub channels: Channels,
     pub pages: Pages,
     pub retention: Retention,
@@ -269,6 +270,55 @@ impl Default for Retention {
             audit_s: 365 * DAY_S,
             sweep_every_s: 60,
             batch: 100,
+        }
+    }
+}
+
+/// Caps on everything a peer controls (sockets, frames, HTTP requests, JSON), so one hostile or
+/// broken client cannot starve the others. Counts are held in memory only, never in Redis.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// WebSockets one source address may hold open at once (schools and phone carriers share
+    /// addresses, so not too low).
+    pub sockets_per_source: u32,
+    /// WebSockets this node holds open at once, contacts and staff together.
+    pub max_sockets: u32,
+    /// Proxies whose `X-Forwarded-For` is believed: IP addresses. From any other peer the header is
+    /// ignored and the peer address is the source.
+    pub trusted_proxies: Vec<String>,
+    /// Frames a socket may send per second on average before it is slowed down.
+    pub frames_per_second: u32,
+    /// Frames a socket may send at once above that average.
+    pub frame_burst: u32,
+    /// Seconds a new contact socket may take to send `start` or `resume`.
+    pub opening_timeout_s: u64,
+    /// Bytes of an HTTP request's head (request line and headers).
+    pub header_bytes: usize,
+    /// Seconds a client may take to send a request's head (slowloris).
+    pub header_timeout_s: u64,
+    /// Bytes of a webhook's body.
+    pub body_bytes: usize,
+    /// Seconds a client may take to send a webhook's body.
+    pub body_timeout_s: u64,
+    /// Nesting of arrays and objects allowed in a frame or a webhook's JSON.
+    pub json_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            sockets_per_source: 50,
+            max_sockets: 10_000,
+            trusted_proxies: Vec::new(),
+            frames_per_second: 10,
+            frame_burst: 20,
+            opening_timeout_s: 30,
+            header_bytes: 16_384,
+            header_timeout_s: 10,
+            body_bytes: 262_144,
+            body_timeout_s: 10,
+            json_depth: 16,
         }
     }
 }

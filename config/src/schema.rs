@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 use crate::{
-    Channels, Config, Pages, Redis, Retention, Routing, Security, Server, Sms, Telegram, Webchat,
+    Channels, Config, Limits, Pages, Redis, Retention, Routing, Security, Server, Sms, Telegram,
+    Webchat,
 };
 
 /// The kind of value a key takes, as TOML sees it.
@@ -105,13 +106,14 @@ impl Schema {
 
 /// The sections and their fields. A new section struct must be added here; a test checks that every
 /// table in the defaults is listed.
-fn struct_fields() -> [(&'static str, &'static [&'static str]); 10] {
+fn struct_fields() -> [(&'static str, &'static [&'static str]); 11] {
     [
         ("server", field_names::<Server>()),
         ("redis", field_names::<Redis>()),
         ("security", field_names::<Security>()),
         ("routing", field_names::<Routing>()),
         ("webchat", field_names::<Webchat>()),
+        ("limits", field_names::<Limits>()),
         ("channels", field_names::<Channels>()),
         ("channels.telegram", field_names::<Telegram>()),
         ("channels.sms", field_names::<Sms>()),

@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use crate::error::{ConfigError, Problem};
 use crate::keys::decode_key;
 use crate::{
-    Config, Pages, Redis, Retention, Routing, Security, Server, SmsProvider, TelegramMode, Webchat,
+    Config, Limits, Pages, Redis, Retention, Routing, Security, Server, SmsProvider, TelegramMode,
+    Webchat,
 };
 
 /// The most conversations a counsellor can follow well at once.
@@ -48,6 +49,7 @@ impl Config {
         security(&self.security, &mut problems);
         routing(&self.routing, &mut problems);
         webchat(&self.webchat, &mut problems);
+        limits(&self.limits, &mut problems);
         telegram(self, &mut problems);
         sms(self, &mut problems);
         pages(self, &mut problems);
@@ -441,6 +443,92 @@ fn retention(r: &Retention, p: &mut Problems) {
         p.add(
             "retention.batch",
             format!("is {}; use a number from 1 to 10000, e.g. 100", r.batch),
+        );
+    }
+}
+
+fn limits(limits: &Limits, p: &mut Problems) {
+    let counts = [
+        (
+            "limits.sockets_per_source",
+            limits.sockets_per_source,
+            "e.g. 50",
+        ),
+        ("limits.max_sockets", limits.max_sockets, "e.g. 10000"),
+        (
+            "limits.frames_per_second",
+            limits.frames_per_second,
+            "e.g. 10",
+        ),
+        ("limits.frame_burst", limits.frame_burst, "e.g. 20"),
+    ];
+    for (key, value, example) in counts {
+        if value == 0 {
+            p.add(
+                key,
+                format!("is 0, which would refuse everyone; use {example}"),
+            );
+        }
+    }
+    if limits.sockets_per_source > limits.max_sockets {
+        p.add(
+            "limits.sockets_per_source",
+            format!(
+                "is {}, above limits.max_sockets ({}); lower it or raise max_sockets",
+                limits.sockets_per_source, limits.max_sockets
+            ),
+        );
+    }
+    for proxy in &limits.trusted_proxies {
+        if proxy.parse::<std::net::IpAddr>().is_err() {
+            p.add(
+                "limits.trusted_proxies",
+                format!("`{proxy}` is not an IP address; write e.g. `10.0.0.2` or `::1`"),
+            );
+        }
+    }
+    p.positive(
+        "limits.opening_timeout_s",
+        limits.opening_timeout_s,
+        "close every chat before it starts",
+    );
+    p.positive(
+        "limits.header_timeout_s",
+        limits.header_timeout_s,
+        "refuse every request",
+    );
+    p.positive(
+        "limits.body_timeout_s",
+        limits.body_timeout_s,
+        "refuse every webhook",
+    );
+    // hyper cannot read a request head in a buffer smaller than 8 KiB.
+    if !(8192..=1_048_576).contains(&limits.header_bytes) {
+        p.add(
+            "limits.header_bytes",
+            format!(
+                "is {}; use a number from 8192 to 1048576, e.g. 16384",
+                limits.header_bytes
+            ),
+        );
+    }
+    if !(4096..=16_777_216).contains(&limits.body_bytes) {
+        p.add(
+            "limits.body_bytes",
+            format!(
+                "is {}; use a number from 4096 to 16777216, e.g. 262144 (Telegram updates \
+                 and SMS webhooks are far smaller)",
+                limits.body_bytes
+            ),
+        );
+    }
+    if !(4..=128).contains(&limits.json_depth) {
+        p.add(
+            "limits.json_depth",
+            format!(
+                "is {}; use a number from 4 to 128, e.g. 16 (frames nest 3 deep)",
+                limits.json_depth
+            ),
         );
     }
 }

@@ -55,7 +55,7 @@ pub async fn login(
     })?;
     let sec = &app.router.config().security;
     let window = Duration::from_secs(sec.login_window_s);
-    let source = Some(peer.ip());
+    let source = Some(app.sockets.source(peer, &headers));
     if !app
         .logins
         .allowed(&login.username, source, sec.login_attempts, window)
@@ -184,7 +184,7 @@ pub async fn transcript(
     Query(q): Query<TranscriptQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let account = staff.require(&[Role::Counsellor, Role::Supervisor, Role::Admin])?;
-    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !valid_conversation_id(&id) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -333,6 +333,54 @@ pub async fn unlock_user(
         .unlock(&username, &admin.username)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct Block {
+    minutes: u64,
+    reason: String,
+}
+
+/// `POST /api/conversations/{id}/block`: a supervisor keeps the conversation's contact from starting
+/// new conversations for `minutes`; audited. Answers `{"conversation","blocked_s"}`.
+pub async fn block(
+    State(app): State<App>,
+    staff: Staff,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<Block>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let account = staff.require(&[Role::Supervisor, Role::Admin])?;
+    if !auth::origin_allowed(&app, &headers, false) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_origin",
+            "this origin may not block contacts",
+        ));
+    }
+    if !valid_conversation_id(&id) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such conversation",
+        ));
+    }
+    let Json(block) = body.map_err(|_| {
+        ApiError::bad_request(format!(
+            "send JSON {{\"minutes\": 1 to {}, \"reason\": \"…\"}}",
+            helpline_router::MAX_BLOCK_MINUTES
+        ))
+    })?;
+    let seconds = app
+        .router
+        .block(&account.username, &id, block.minutes, &block.reason)
+        .await?;
+    Ok(Json(json!({"conversation": id, "blocked_s": seconds})))
+}
+
+/// A conversation id as the router makes them: 32 hex digits.
+fn valid_conversation_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Any other `/api/…` path.

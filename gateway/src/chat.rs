@@ -1,10 +1,11 @@
 //! `/ws/chat`: the contact's WebSocket. The gateway checks the `Origin`, upgrades with small
 //! buffers, and hands the socket to the web chat adapter as a [`FrameSocket`].
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use helpline_adapters::{Close, FrameSocket, Inbound};
@@ -13,6 +14,7 @@ use tracing::Instrument;
 use crate::auth;
 use crate::errors::ApiError;
 use crate::server::App;
+use crate::sources::{Permit, Refused};
 
 /// An axum WebSocket as a socket of text frames. It pings the peer every `ping_every` and gives
 /// up on a peer that answered nothing (no frame, no pong) for two of them: a browser that vanished
@@ -96,7 +98,32 @@ pub fn tuned(ws: WebSocketUpgrade, app: &App) -> WebSocketUpgrade {
         .max_frame_size(max)
 }
 
-pub async fn upgrade(State(app): State<App>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+/// Takes a place for one more socket from `peer` (the socket caps), before the upgrade: a full
+/// node answers 503 so the load balancer tries another, a full source 429.
+pub fn admit(app: &App, peer: SocketAddr, headers: &HeaderMap) -> Result<Permit, ApiError> {
+    let source = app.sockets.source(peer, headers);
+    app.sockets
+        .admit(source, app.router.telemetry())
+        .map_err(|why| match why {
+            Refused::NodeFull => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "node_full",
+                "this node holds all the connections it may (limits.max_sockets); try again",
+            ),
+            Refused::SourceFull => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_sockets",
+                "too many connections from your network (limits.sockets_per_source); close one",
+            ),
+        })
+}
+
+pub async fn upgrade(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     if !auth::origin_allowed(&app, &headers, true) {
         return ApiError::new(
             StatusCode::FORBIDDEN,
@@ -105,6 +132,10 @@ pub async fn upgrade(State(app): State<App>, headers: HeaderMap, ws: WebSocketUp
         )
         .into_response();
     }
+    let permit = match admit(&app, peer, &headers) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     let shutdown = app.shutdown.clone();
     let tracker = app.tracker.clone();
     let webchat = app.webchat.clone();
@@ -116,7 +147,8 @@ pub async fn upgrade(State(app): State<App>, headers: HeaderMap, ws: WebSocketUp
             async move {
                 webchat
                     .serve(AxumSocket::new(socket, ping_s), shutdown)
-                    .await
+                    .await;
+                drop(permit);
             }
             .instrument(span),
         )

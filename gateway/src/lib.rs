@@ -16,8 +16,11 @@ mod pages;
 mod probes;
 mod server;
 mod shutdown;
+mod sources;
 mod staff;
 mod webhooks;
 
 pub use server::run;
 pub use shutdown::shutdown_signal;
+/// The staff frame parser, for the fuzz targets (`fuzz/`) and their corpus replay test.
+pub use staff::frames::{parse as parse_staff_frame, StaffFrame};

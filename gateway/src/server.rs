@@ -1,20 +1,28 @@
-//! The HTTP server of one node: routes, shared state, and the graceful shutdown that closes every
-//! socket with 1012 (so clients resume on another node) and waits for in-flight work.
+//! The HTTP server of one node: routes, shared state, the accept loop, and the graceful shutdown
+//! that closes every socket with 1012 (so clients resume on another node) and waits for in-flight
+//! work.
+//!
+//! The accept loop is hyper's HTTP/1 connection builder rather than `axum::serve`, because only the
+//! builder bounds how long a client may take to send a request's head (`limits.header_timeout_s`,
+//! against slowloris) and how big that head may be (`limits.header_bytes`).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
+use axum::http::Request;
 use axum::routing::{any, get};
-use axum::serve::ListenerExt;
 use helpline_adapters::sms::Sms;
 use helpline_adapters::telegram::Telegram;
 use helpline_adapters::webchat::Webchat;
-use helpline_config::Config;
+use helpline_config::{Config, Limits};
 use helpline_router::{Router, RouterError};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::LoginLimiter;
+use crate::sources::Sockets;
 use crate::{api, chat, pages, probes, staff};
 
 /// What every handler shares; cheap to clone.
@@ -31,6 +39,8 @@ pub struct App {
     /// Every socket task, so shutdown can wait for them.
     pub tracker: TaskTracker,
     pub logins: LoginLimiter,
+    /// Open WebSockets per source and per node (`limits.sockets_per_source`, `max_sockets`).
+    pub sockets: Sockets,
 }
 
 /// Why the server could not run.
@@ -43,8 +53,6 @@ pub enum ServeError {
         addr: String,
         source: std::io::Error,
     },
-    #[error("the HTTP server failed: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 fn routes(app: App) -> axum::Router {
@@ -68,6 +76,10 @@ fn routes(app: App) -> axum::Router {
         .route(
             "/api/conversations/{id}/erase",
             axum::routing::post(api::erase),
+        )
+        .route(
+            "/api/conversations/{id}/block",
+            axum::routing::post(api::block),
         )
         .route("/api/audit", get(api::audit))
         .route(
@@ -132,6 +144,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
         logins: LoginLimiter::default(),
+        sockets: Sockets::new(&router.config().limits),
     };
     let background = {
         let (router, token) = (router.clone(), shutdown.clone());
@@ -146,23 +159,74 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         tracker.spawn(async move { sms.run(token).await });
     }
     tracing::info!(listen = %addr, "helpline gateway ready");
-    let service = routes(app).into_make_service_with_connect_info::<SocketAddr>();
-    // Frames are small and latency matters: send each at once instead of waiting (Nagle) for the
-    // peer's delayed acknowledgement of the previous one, which costs up to 40 ms a frame.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not turn Nagle off on a connection");
-        }
-    });
-    let served = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let limits = router.config().limits.clone();
+    accept(listener, routes(app), &limits, &shutdown, &tracker).await;
     tracker.close();
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!("some sockets did not close within the shutdown grace time");
     }
     background.abort();
-    served?;
     tracing::info!("helpline gateway stopped");
     Ok(())
+}
+
+/// Serves every connection until `shutdown`; each runs as a tracked task, so the drain waits for it.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    routes: axum::Router,
+    limits: &Limits,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(limits.header_timeout_s))
+        .max_buf_size(limits.header_bytes);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    // Frames are small and latency matters: send each at once instead of waiting
+                    // (Nagle) for the peer's delayed acknowledgement of the previous one, which
+                    // costs up to 40 ms a frame.
+                    if let Err(e) = stream.set_nodelay(true) {
+                        tracing::debug!(error = %e, "could not turn Nagle off on a connection");
+                    }
+                    (stream, peer)
+                }
+                Err(e) => {
+                    // Out of file descriptors or a connection reset before accept: the listener
+                    // itself is fine, so wait a moment and go on.
+                    tracing::warn!(error = %e, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let routes = routes.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            // axum's router is always ready, so it is called without `poll_ready`.
+            tower_service::Service::call(&mut routes.clone(), request)
+        });
+        let connection = http
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            tokio::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = shutdown.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = ended {
+                // Timeouts, oversized heads and resets: the client's doing, never its address.
+                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            }
+        });
+    }
 }

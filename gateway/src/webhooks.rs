@@ -6,11 +6,18 @@
 //! `POST /webhooks/sms/twilio`: Twilio-format SMS. The SMS channel checks `X-Twilio-Signature`
 //! against the public URL before anything in the body is used (403 otherwise, counted); the answer,
 //! an empty TwiML `<Response/>`, goes out only once the text is stored.
+//!
+//! Both bodies are read under `limits.body_bytes` and `limits.body_timeout_s` (413 and 408
+//! otherwise, counted as `too_large` and `too_slow`), and a Telegram update may nest at most
+//! `limits.json_depth` levels (400 `too_deep`), so a provider's broken or hostile call costs little.
 
-use axum::body::Bytes;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use helpline_adapters::nesting;
 use helpline_adapters::sms::{self, Rejected, Webhook};
 use helpline_adapters::telegram::{WebhookError, CHANNEL};
 use subtle::ConstantTimeEq;
@@ -21,7 +28,55 @@ use crate::server::App;
 /// The header Telegram sends the webhook's `secret_token` back in.
 const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 
-pub async fn telegram(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+/// Reads a webhook's body within the caps, or answers why not (and counts it for `channel`).
+async fn read_body(
+    app: &App,
+    channel: &'static str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, Response> {
+    let limits = &app.router.config().limits;
+    let telemetry = app.router.telemetry();
+    let too_large = || {
+        telemetry.webhook_rejected(channel, "too_large");
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the body is larger than {} bytes (limits.body_bytes)",
+                limits.body_bytes
+            ),
+        )
+        .into_response()
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limits.body_bytes) {
+        return Err(too_large());
+    }
+    let wait = Duration::from_secs(limits.body_timeout_s);
+    match tokio::time::timeout(wait, axum::body::to_bytes(body, limits.body_bytes)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        // Past the limit without a Content-Length, or the client broke the body off.
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => {
+            telemetry.webhook_rejected(channel, "too_slow");
+            Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "too_slow",
+                format!(
+                    "the body took longer than {} s to arrive (limits.body_timeout_s)",
+                    limits.body_timeout_s
+                ),
+            )
+            .into_response())
+        }
+    }
+}
+
+pub async fn telegram(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
     let telegram = app.telegram.as_ref().filter(|t| t.webhook_mode());
     let secret = app
         .router
@@ -48,6 +103,14 @@ pub async fn telegram(State(app): State<App>, headers: HeaderMap, body: Bytes) -
     if let Some(reason) = refused {
         telemetry.webhook_rejected(CHANNEL, reason);
         return ApiError::unauthorized().into_response();
+    }
+    let body = match read_body(&app, CHANNEL, &headers, body).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
+    if let Err(e) = nesting::check(&body, app.router.config().limits.json_depth) {
+        telemetry.webhook_rejected(CHANNEL, "too_deep");
+        return ApiError::new(StatusCode::BAD_REQUEST, "too_deep", e.to_string()).into_response();
     }
     match telegram.take_update(&body).await {
         Ok(()) => StatusCode::OK.into_response(),
@@ -83,7 +146,7 @@ pub async fn sms_twilio(
     State(app): State<App>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let Some(channel) = app.sms.as_ref() else {
         return ApiError::new(
@@ -92,6 +155,10 @@ pub async fn sms_twilio(
             "the SMS channel is off (channels.sms.provider is not set)",
         )
         .into_response();
+    };
+    let body = match read_body(&app, sms::CHANNEL, &headers, body).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
     };
     let call = Webhook {
         path: TWILIO_PATH,

@@ -64,6 +64,9 @@ impl Router {
             .inner
             .pseudonyms
             .pseudonym(channel, address.unwrap_or(&id));
+        if address.is_some() {
+            self.refuse_blocked(&pseudonym).await?;
+        }
         let alias = crate::pseudonym::alias(&pseudonym);
         let (key, wrapped) = self.inner.vault.new_data_key(&id)?;
         let mut skills = vec![lang.to_owned()];

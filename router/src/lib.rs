@@ -25,6 +25,7 @@ pub mod totp;
 pub mod urgency;
 pub mod vault;
 
+mod blocks;
 mod channel;
 mod contact;
 mod counsellor;
@@ -33,6 +34,7 @@ mod transcript;
 
 pub use accounts::{Account, Accounts, LoginOutcome, Role};
 pub use audit::{AuditAction, AuditFilter, AuditLog};
+pub use blocks::MAX_BLOCK_MINUTES;
 pub use channel::{CONTACT_BLOCKED, MEDIA_WITHHELD};
 pub use contact::{QueueStatus, Started};
 pub use conversation::{ConversationView, Message, Urgency};

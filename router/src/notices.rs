@@ -149,13 +149,14 @@ mod tests {
         Notices::builtin().expect("the shipped notices load")
     }
 
-    const CODES: [&str; 30] = [
+    const CODES: [&str; 31] = [
         "welcome",
         "queued",
         "assigned",
         "transferred",
         "media_withheld",
         "rate_limited",
+        "blocked",
         "after_hours",
         "ended_by_counsellor",
         "ended_inactive",

@@ -34,6 +34,12 @@ pub struct Telemetry {
     /// Not in the contract's list: every step of a break-glass request (an alert fires on a
     /// reveal, since it hands a child's phone number or chat id to a person).
     pub break_glass_total: IntCounterVec,
+    /// WebSockets this node holds open now (contacts and staff), against `limits.max_sockets`.
+    pub sockets_open: IntGaugeVec,
+    /// WebSocket upgrades refused before the upgrade, by `reason` (`node_full`, `source_full`).
+    pub sockets_refused_total: IntCounterVec,
+    /// Frames a socket sent faster than its budget (`limits.frames_per_second`): slowed, not refused.
+    pub frames_slowed_total: IntCounterVec,
     /// The channels whose series exist from the start (web chat and the enabled ones).
     channels: Vec<String>,
 }
@@ -199,6 +205,25 @@ impl Telemetry {
                  one approved or denied it, it ran out of time (expire), or it was shown (reveal)",
                 &["step"],
             ),
+            sockets_open: gauge(
+                &r,
+                "helpline_sockets_open",
+                "WebSockets this node holds open, contacts and staff",
+                &[],
+            ),
+            sockets_refused_total: counter(
+                &r,
+                "helpline_sockets_refused_total",
+                "WebSocket upgrades refused by the socket caps (node_full: limits.max_sockets, \
+                 source_full: limits.sockets_per_source)",
+                &["reason"],
+            ),
+            frames_slowed_total: counter(
+                &r,
+                "helpline_frames_slowed_total",
+                "Frames read late because their socket went past limits.frames_per_second",
+                &["socket"],
+            ),
             registry: r,
             channels: Vec::new(),
         };
@@ -221,6 +246,15 @@ impl Telemetry {
         }
         for step in BREAK_GLASS_STEPS {
             t.break_glass_total.with_label_values(&[step]).inc_by(0);
+        }
+        t.sockets_open.with_label_values(&[] as &[&str]).set(0);
+        for reason in ["node_full", "source_full"] {
+            t.sockets_refused_total
+                .with_label_values(&[reason])
+                .inc_by(0);
+        }
+        for socket in ["contact", "staff"] {
+            t.frames_slowed_total.with_label_values(&[socket]).inc_by(0);
         }
         t.init_channel("webchat");
         for urgency in URGENCIES {
@@ -277,14 +311,28 @@ impl Telemetry {
             .with_label_values(&[channel])
             .inc_by(0);
         if channel == "telegram" {
-            for reason in ["missing_secret", "bad_secret", "overloaded", "bad_body"] {
+            for reason in [
+                "missing_secret",
+                "bad_secret",
+                "overloaded",
+                "bad_body",
+                "too_large",
+                "too_slow",
+                "too_deep",
+            ] {
                 self.webhook_rejected_total
                     .with_label_values(&[channel, reason])
                     .inc_by(0);
             }
         }
         if channel == "sms" {
-            for reason in ["missing_signature", "bad_signature", "bad_body"] {
+            for reason in [
+                "missing_signature",
+                "bad_signature",
+                "bad_body",
+                "too_large",
+                "too_slow",
+            ] {
                 self.webhook_rejected_total
                     .with_label_values(&[channel, reason])
                     .inc_by(0);
@@ -445,6 +493,12 @@ impl Telemetry {
     pub fn redis_failed(&self, op: &'static str, error: &dyn std::fmt::Display) {
         self.redis_errors_total.with_label_values(&[op]).inc();
         tracing::warn!(op, %error, "Redis operation failed");
+    }
+
+    /// A socket (`contact` or `staff`) went past its frame budget and is being slowed down; logged
+    /// once per episode by the caller, never with its address.
+    pub fn frames_slowed(&self, socket: &'static str) {
+        self.frames_slowed_total.with_label_values(&[socket]).inc();
     }
 
     /// A message reached the other side `ms` after it was stored.

@@ -13,13 +13,13 @@
 //!    counsellor with room and the skill, who has not passed on it, exists), and a counsellor is
 //!    never handed a conversation of a lower class than a queued one they could have taken.
 //!
-//! One private `redis-server` serves the whole test; each case uses its own key prefix.
+//! Each worker thread (one per core) has its own private `redis-server`, emptied after every case;
+//! a step costs two round trips (the operation, then one pipelined snapshot of the whole state).
 
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use helpline_router::store::{ScriptSettings, Store};
 use helpline_router::Event;
@@ -123,7 +123,7 @@ fn case_strategy() -> impl Strategy<Value = Case> {
     (
         any::<bool>(),
         prop::collection::vec((1u32..=3, 0usize..AGENT_SKILLS.len()), 3..=5),
-        prop::collection::vec(op_strategy(), 20..=60),
+        prop::collection::vec(op_strategy(), 12..=40),
     )
         .prop_map(|(auto, agents, ops)| Case { auto, agents, ops })
 }
@@ -295,6 +295,28 @@ fn rank(urgency: &str) -> i64 {
     class_rank(urgency, "0")
 }
 
+/// Every queue key under `ARGV[1]` with its members and scores, flattened: the queue keys are only
+/// known inside Redis, so a script reads them in the same round trip as the rest of the snapshot.
+const QUEUES_SCRIPT: &str = "local out = {} \
+    for _, k in ipairs(redis.call('KEYS', ARGV[1])) do \
+        out[#out + 1] = k \
+        out[#out + 1] = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES') \
+    end \
+    return out";
+
+fn scored(flat: Vec<String>) -> Vec<(String, f64)> {
+    flat.chunks(2)
+        .map(|p| {
+            (
+                p[0].clone(),
+                p.get(1).and_then(|s| s.parse().ok()).unwrap_or(f64::NAN),
+            )
+        })
+        .collect()
+}
+
+/// Reads the whole routing state of `agents` and conversations `ids` in one pipelined round trip
+/// (the step's cost is mostly round trips, and 10,000 cases make hundreds of thousands of steps).
 async fn snapshot(
     conn: &mut MultiplexedConnection,
     prefix: &str,
@@ -302,64 +324,46 @@ async fn snapshot(
     ids: &[String],
 ) -> Result<Snapshot, redis::RedisError> {
     let k = |s: &str| format!("{prefix}{s}");
-    type Globals = (
-        (i64, i64),
-        BTreeSet<String>,
-        BTreeSet<String>,
-        Vec<(String, f64)>,
-        Vec<(String, f64)>,
-        Vec<String>,
-    );
-    let (time, available, sigs, waiting, offers, queue_keys): Globals = redis::pipe()
-        .cmd("TIME")
+    let mut pipe = redis::pipe();
+    pipe.cmd("TIME")
         .smembers(k("available"))
         .smembers(k("sigs"))
         .zrange_withscores(k("waiting"), 0, -1)
         .zrange_withscores(k("offers"), 0, -1)
-        .keys(k("queue:*"))
-        .query_async(conn)
-        .await?;
-    let now = time.0 * 1000 + time.1 / 1000;
-
-    let mut pipe = redis::pipe();
-    for q in &queue_keys {
-        pipe.zrange_withscores(q, 0, -1);
-    }
-    let queue_rows: Vec<Vec<(String, f64)>> = if queue_keys.is_empty() {
-        Vec::new()
-    } else {
-        pipe.query_async(conn).await?
-    };
-    let queues = queue_keys
-        .iter()
-        .map(|q| q[prefix.len() + "queue:".len()..].to_owned())
-        .zip(queue_rows)
-        .collect();
-
-    let mut pipe = redis::pipe();
+        .cmd("EVAL")
+        .arg(QUEUES_SCRIPT)
+        .arg(0)
+        .arg(k("queue:*"));
     for u in agents {
         pipe.hgetall(k(&format!("agent:{u}")));
-    }
-    for id in ids {
-        pipe.hgetall(k(&format!("conv:{id}")));
-    }
-    for id in ids {
-        pipe.hgetall(k(&format!("passed:{id}")));
-    }
-    let mut hashes: Vec<HashMap<String, String>> = pipe.query_async(conn).await?;
-    let passed_rows = hashes.split_off(agents.len() + ids.len());
-    let conv_rows = hashes.split_off(agents.len());
-    let agent_rows = hashes;
-
-    let mut pipe = redis::pipe();
-    for u in agents {
         pipe.smembers(k(&format!("agent:{u}:convs")));
         pipe.smembers(k(&format!("agent:{u}:offered")));
     }
-    let sets: Vec<BTreeSet<String>> = pipe.query_async(conn).await?;
-
+    for id in ids {
+        pipe.hgetall(k(&format!("conv:{id}")));
+        pipe.hgetall(k(&format!("passed:{id}")));
+    }
+    let replies: Vec<redis::Value> = pipe.query_async(conn).await?;
+    let mut replies = replies.into_iter();
+    let mut next = || replies.next().unwrap_or(redis::Value::Nil);
+    let time: (i64, i64) = redis::from_redis_value(next())?;
+    let available: BTreeSet<String> = redis::from_redis_value(next())?;
+    let sigs: BTreeSet<String> = redis::from_redis_value(next())?;
+    let waiting: Vec<(String, f64)> = redis::from_redis_value(next())?;
+    let offers: Vec<(String, f64)> = redis::from_redis_value(next())?;
+    let queue_rows: Vec<redis::Value> = redis::from_redis_value(next())?;
+    let mut queues = BTreeMap::new();
+    for pair in queue_rows.chunks(2) {
+        let key: String = redis::from_redis_value(pair[0].clone())?;
+        let flat: Vec<String> =
+            redis::from_redis_value(pair.get(1).cloned().unwrap_or(redis::Value::Nil))?;
+        queues.insert(
+            key[prefix.len() + "queue:".len()..].to_owned(),
+            scored(flat),
+        );
+    }
     let mut snap = Snapshot {
-        now,
+        now: time.0 * 1000 + time.1 / 1000,
         available,
         sigs,
         waiting,
@@ -367,23 +371,23 @@ async fn snapshot(
         queues,
         ..Snapshot::default()
     };
-    for (i, (u, hash)) in agents.iter().zip(agent_rows).enumerate() {
+    for u in agents {
         let a = AgentSnap {
-            hash,
-            convs: sets[2 * i].clone(),
-            offered: sets[2 * i + 1].clone(),
+            hash: redis::from_redis_value(next())?,
+            convs: redis::from_redis_value(next())?,
+            offered: redis::from_redis_value(next())?,
         };
         snap.agents.insert(u.clone(), a);
     }
-    for (id, h) in ids.iter().zip(conv_rows) {
-        snap.convs.insert(id.clone(), h);
-    }
-    for (id, p) in ids.iter().zip(passed_rows) {
-        let p = p
+    for id in ids {
+        let conv: HashMap<String, String> = redis::from_redis_value(next())?;
+        let passed: HashMap<String, String> = redis::from_redis_value(next())?;
+        snap.convs.insert(id.clone(), conv);
+        let passed = passed
             .into_iter()
             .map(|(u, v)| (u, v.parse().unwrap_or(0)))
             .collect();
-        snap.passed.insert(id.clone(), p);
+        snap.passed.insert(id.clone(), passed);
     }
     Ok(snap)
 }
@@ -676,54 +680,71 @@ fn check_order(
 // ---------------------------------------------------------------------------------------------
 // Running one case.
 
-static CASES: AtomicU64 = AtomicU64::new(0);
-
 fn fail(msg: String) -> TestCaseError {
     TestCaseError::fail(msg)
 }
 
-/// Runs one case under a fresh prefix, then deletes its keys (so the database, and the `KEYS` the
-/// snapshot uses, stay small however many cases run).
-async fn run_case(
-    url: &str,
-    mut conn: MultiplexedConnection,
-    case: Case,
-) -> Result<(), TestCaseError> {
-    let n = CASES.fetch_add(1, Ordering::SeqCst);
-    let prefix = format!("t{n}:");
-    let result = run_steps(url, conn.clone(), &prefix, &case).await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut conn)
-        .await?;
-    if !keys.is_empty() {
-        let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
+/// Where one worker runs its cases: a private redis-server (emptied after each case, so the
+/// database and the `KEYS` the snapshot uses stay small however many cases run) and a store per
+/// assignment mode, made once (a store per case would cost a connection each).
+struct Worker {
+    conn: MultiplexedConnection,
+    auto: Store,
+    offer: Store,
+}
+
+/// The key prefix of every case (each worker has its own redis-server).
+const PREFIX: &str = "t:";
+
+impl Worker {
+    async fn connect(url: &str) -> Result<Worker, String> {
+        let conn = redis::Client::open(url)
+            .map_err(|e| e.to_string())?
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
+        let settings = |auto: bool| ScriptSettings {
+            assignment: if auto { "auto" } else { "offer" },
+            offer_timeout_ms: LONG_MS,
+            lapses_before_away: 2,
+            agent_grace_ms: LONG_MS,
+            aging_ms: 0,
+            relax_topic_ms: 0,
+            relax_language_ms: 0,
+            abandon_ms: LONG_MS,
+            sparing_channels: helpline_router::SPARING_CHANNELS.to_vec(),
+            stats_keep_s: 8 * 24 * 3600,
+        };
+        let store = |auto| async move {
+            Store::connect(url, PREFIX, &settings(auto))
+                .await
+                .map_err(|e| e.to_string())
+        };
+        Ok(Worker {
+            conn,
+            auto: store(true).await?,
+            offer: store(false).await?,
+        })
     }
-    result
+
+    /// Runs one case, then empties the database.
+    async fn run_case(&self, case: Case) -> Result<(), TestCaseError> {
+        let store = if case.auto { &self.auto } else { &self.offer };
+        let result = run_steps(store, self.conn.clone(), PREFIX, &case).await;
+        let _: () = redis::cmd("FLUSHDB")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        result
+    }
 }
 
 async fn run_steps(
-    url: &str,
+    store: &Store,
     mut conn: MultiplexedConnection,
     prefix: &str,
     case: &Case,
 ) -> Result<(), TestCaseError> {
     let prefix = prefix.to_owned();
-    let settings = ScriptSettings {
-        assignment: if case.auto { "auto" } else { "offer" },
-        offer_timeout_ms: LONG_MS,
-        lapses_before_away: 2,
-        agent_grace_ms: LONG_MS,
-        aging_ms: 0,
-        relax_topic_ms: 0,
-        relax_language_ms: 0,
-        abandon_ms: LONG_MS,
-        sparing_channels: helpline_router::SPARING_CHANNELS.to_vec(),
-        stats_keep_s: 8 * 24 * 3600,
-    };
-    let store = Store::connect(url, &prefix, &settings)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
     let agents: Vec<String> = (0..case.agents.len()).map(|i| format!("c{i}")).collect();
     for (u, &(cap, skills)) in agents.iter().zip(&case.agents) {
         let status = store
@@ -795,11 +816,12 @@ async fn run_steps(
                     agent(c)
                 };
                 actor = u;
-                let (_, mut offered) = store
-                    .agent_conversations(u)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                offered.sort();
+                // The snapshot after the last step is the state now (only steps change it).
+                let offered: Vec<String> = snap
+                    .agents
+                    .get(u)
+                    .map(|a| a.offered.iter().cloned().collect())
+                    .unwrap_or_default();
                 let (id, expected) = if offered.is_empty() {
                     (pick(p), "not_offered")
                 } else {
@@ -822,11 +844,11 @@ async fn run_steps(
                     agent(c)
                 };
                 actor = u;
-                let (mut active, _) = store
-                    .agent_conversations(u)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                active.sort();
+                let active: Vec<String> = snap
+                    .agents
+                    .get(u)
+                    .map(|a| a.convs.iter().cloned().collect())
+                    .unwrap_or_default();
                 let (id, expected) = if active.is_empty() {
                     let id = pick(p);
                     let expected = if snap.state(&id) != "active" {
@@ -979,45 +1001,66 @@ async fn run_steps(
     Ok(())
 }
 
+/// 10,000 random cases by default (`PROPTEST_CASES=N` runs more or fewer, as with proptest's own
+/// macros), split over one worker per core, each with its own redis-server, runtime and random
+/// seed; the fixed cases run first on the first worker. About a minute on two cores.
 #[test]
 fn routing_invariants_hold_under_random_operations() {
-    let server = RedisServer::start().expect("a private redis-server");
-    let url = server.url();
-    let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    let conn = rt
-        .block_on(async {
-            redis::Client::open(url.as_str())?
-                .get_multiplexed_async_connection()
-                .await
-        })
-        .expect("a connection to the private redis-server");
-
-    // PROPTEST_CASES=N runs more (or fewer) cases, as with proptest's own macros.
-    let cases = std::env::var("PROPTEST_CASES")
+    let cases: u32 = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(10_000);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4)) as u32;
+    let handles: Vec<_> = (0..workers)
+        .map(|w| {
+            // The first worker takes the remainder.
+            let share = cases / workers + if w == 0 { cases % workers } else { 0 };
+            std::thread::spawn(move || run_worker(w == 0, share))
+        })
+        .collect();
+    let failures: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| {
+            h.join()
+                .unwrap_or_else(|_| vec!["a worker panicked".into()])
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Runs `cases` random cases (and the fixed ones when `fixed`) on a private redis-server.
+fn run_worker(fixed: bool, cases: u32) -> Vec<String> {
+    let setup = RedisServer::start().and_then(|server| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("a tokio runtime: {e}"))?;
+        let worker = rt.block_on(Worker::connect(&server.url()))?;
+        Ok((server, rt, worker))
+    });
+    let (_server, rt, worker) = match setup {
+        Ok(s) => s,
+        Err(e) => return vec![format!("a worker could not start: {e}")],
+    };
+    let mut failures = Vec::new();
+    if fixed {
+        for (name, case) in fixed_cases() {
+            if let Err(err) = rt.block_on(worker.run_case(case.clone())) {
+                failures.push(format!("fixed case {name} failed: {err}\ncase: {case:#?}"));
+            }
+        }
+    }
     let config = RunnerConfig {
         cases,
         failure_persistence: None,
         max_shrink_iters: 2000,
         ..RunnerConfig::default()
     };
-    let mut failures = Vec::new();
-    for (name, case) in fixed_cases() {
-        if let Err(err) = rt.block_on(run_case(&url, conn.clone(), case.clone())) {
-            failures.push(format!("fixed case {name} failed: {err}\ncase: {case:#?}"));
-        }
-    }
     let mut runner = TestRunner::new(config);
-    let result = runner.run(&case_strategy(), |case| {
-        rt.block_on(run_case(&url, conn.clone(), case))
-    });
-    if let Err(err) = result {
+    if let Err(err) = runner.run(&case_strategy(), |case| rt.block_on(worker.run_case(case))) {
         failures.push(err.to_string());
     }
-    drop(server);
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    failures
 }
 
 /// Sequences worth running every time, besides the random ones: situations random generation

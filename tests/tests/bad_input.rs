@@ -409,3 +409,287 @@ fn serve_against_a_redis_nobody_runs_fails_at_once_with_one_line() -> anyhow::Re
     assert!(!err.contains(MASTER_KEY), "the master key leaked: {err}");
     Ok(())
 }
+
+/// Issue 7: deeply nested, truncated, invalid UTF-8 and oversized frames on both sockets. A deep
+/// or truncated frame gets an `error` and the socket goes on; a frame the WebSocket layer itself
+/// refuses (invalid UTF-8 in a text frame, a frame past the size cap) ends only that socket; the
+/// node and everyone else carry on. About 2 s.
+#[tokio::test]
+async fn deep_truncated_invalid_and_oversized_frames_never_hurt_the_node() -> anyhow::Result<()> {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
+
+    let redis = Redis::start()?;
+    let gw = Gateway::start(&redis, &[])?;
+    gw.add_user("ana", "counsellor", "ro", 2)?;
+    let mut ana = Staff::connect(&gw, "ana").await?;
+    let mut contact = Contact::start(&gw, "ro").await?;
+
+    let deep = format!("{}{}", "[".repeat(64), "]".repeat(64));
+    let deep_message = format!(
+        r#"{{"type":"message","client_msg_id":"d1","text":"x","extra":{}{}}}"#,
+        "{\"a\":".repeat(40),
+        "1".to_owned() + &"}".repeat(40)
+    );
+    for frame in [deep.as_str(), deep_message.as_str()] {
+        contact.client.send_raw(Message::Text(frame.into())).await?;
+        let err = contact.client.expect("error", SECS_5).await?;
+        assert_eq!(err["code"], "too_deep", "{err}");
+        assert!(
+            err["message"].as_str().is_some_and(|m| m.contains("16")),
+            "{err}"
+        );
+        ana.client.send_raw(Message::Text(frame.into())).await?;
+        let err = ana.client.expect("error", SECS_5).await?;
+        assert_eq!(err["code"], "too_deep", "{err}");
+    }
+    // Truncated in the middle of a string, and in the middle of a frame.
+    for truncated in [r#"{"type":"message","text":"I need hel"#, r#"{"type":"#] {
+        contact
+            .client
+            .send_raw(Message::Text(truncated.into()))
+            .await?;
+        let err = contact.client.expect("error", SECS_5).await?;
+        assert_eq!(err["code"], "bad_frame", "{err}");
+        ana.client.send_raw(Message::Text(truncated.into())).await?;
+        let err = ana.client.expect("error", SECS_5).await?;
+        assert_eq!(err["code"], "bad_frame", "{err}");
+    }
+    send_message(&mut contact, "after the deep and truncated frames").await?;
+
+    // A text frame that is not UTF-8: the WebSocket layer refuses it and only this socket ends.
+    let mut broken = Contact::start(&gw, "ro").await?;
+    let payload =
+        b"{\"type\":\"message\",\"text\":\"\xff\xfe\xc3\",\"client_msg_id\":\"u\"}".to_vec();
+    let frame = Frame::from_payload(
+        FrameHeader {
+            opcode: OpCode::Data(Data::Text),
+            ..FrameHeader::default()
+        },
+        payload.into(),
+    );
+    broken.client.send_raw(Message::Frame(frame)).await?;
+    broken.client.closed(SECS_5).await?;
+
+    // A frame far past the size cap (4096 bytes of text, some 25 KiB of frame).
+    let mut huge = Contact::start(&gw, "ro").await?;
+    huge.client
+        .send_raw(Message::Text("x".repeat(200_000).into()))
+        .await?;
+    huge.client.closed(SECS_5).await?;
+    let mut huge_staff = Staff::connect(&gw, "ana").await?;
+    huge_staff
+        .client
+        .send_raw(Message::Text("y".repeat(200_000).into()))
+        .await?;
+    huge_staff.client.closed(SECS_5).await?;
+
+    // Everyone else carries on.
+    send_message(&mut contact, "still here after the broken sockets").await?;
+    ana.client
+        .send(json!({"type": "status", "status": "available"}))
+        .await?;
+    ana.client.expect("status", SECS_5).await?;
+    no_panic(&gw);
+    Ok(())
+}
+
+/// Writes `request` on a fresh connection and returns the head of the answer.
+async fn raw_answer(port: u16, request: &[u8]) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    // The server may answer and close before it has read everything; that is its right.
+    let _ = s.write_all(request).await;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 512];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(SECS_5, s.read(&mut buf)).await??;
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// Issue 7: HTTP heads and bodies past their caps. A head larger than `limits.header_bytes` gets
+/// 431; a webhook body larger than `limits.body_bytes` 413 (by its Content-Length, or as it streams
+/// in without one); a body that trickles in slower than `limits.body_timeout_s` 408. About 4 s.
+#[tokio::test]
+async fn oversized_heads_and_bodies_and_slow_bodies_are_refused() -> anyhow::Result<()> {
+    let fake = helpline_tests::fake_twilio::FakeTwilio::start().await?;
+    let redis = Redis::start()?;
+    let mut settings: Vec<(&str, String)> = fake.settings();
+    settings.push(("HELPLINE_LIMITS__BODY_BYTES", "8192".into()));
+    settings.push(("HELPLINE_LIMITS__BODY_TIMEOUT_S", "1".into()));
+    let all: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let gw = Gateway::start(&redis, &all)?;
+    let http = reqwest::Client::new();
+
+    let res = http
+        .get(format!("{}/healthz", gw.base()))
+        .header("X-Big", "a".repeat(40_000))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 431);
+
+    let url = format!("{}/webhooks/sms/twilio", gw.base());
+    let res = http
+        .post(&url)
+        .body("a=".to_owned() + &"b".repeat(20_000))
+        .send()
+        .await?;
+    assert_eq!(res.status(), 413);
+    json_error(&res.json().await?, "too_large");
+    // Chunked, with no Content-Length: refused once past the cap.
+    let mut chunked = b"POST /webhooks/sms/twilio HTTP/1.1\r\nHost: x\r\n\
+                        Transfer-Encoding: chunked\r\n\r\n"
+        .to_vec();
+    for _ in 0..10 {
+        chunked.extend_from_slice(b"800\r\n");
+        chunked.extend_from_slice(&[b'c'; 0x800]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let head = raw_answer(gw.port, &chunked).await?;
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+
+    // A body that trickles: the head says 100 bytes, 10 arrive, then nothing.
+    let started = std::time::Instant::now();
+    let head = raw_answer(
+        gw.port,
+        b"POST /webhooks/sms/twilio HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\n\r\nFrom=%2B37",
+    )
+    .await?;
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let metrics = reqwest::get(format!("{}/metrics", gw.base()))
+        .await?
+        .text()
+        .await?;
+    for reason in ["too_large", "too_slow"] {
+        let line =
+            format!("helpline_webhook_rejected_total{{channel=\"sms\",reason=\"{reason}\"}}");
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with(&line) && !l.ends_with(" 0")),
+            "{line} missing or 0"
+        );
+    }
+    let (status, _) = get(&gw, "/healthz", "").await?;
+    assert_eq!(status, 200);
+    no_panic(&gw);
+    Ok(())
+}
+
+/// Issue 7: webhooks with malformed, truncated, binary, invalid UTF-8, deeply nested and oversized
+/// bodies. Telegram (secret right) and Twilio (signature right, so the body is what is judged)
+/// answer 4xx with a JSON error, and a good call afterwards is taken as usual. About 3 s.
+#[tokio::test]
+async fn broken_webhook_bodies_get_errors_and_good_ones_still_pass() -> anyhow::Result<()> {
+    use helpline_tests::fake_telegram::{FakeTelegram, TgUser};
+    use helpline_tests::fake_twilio::{self, FakeTwilio};
+
+    let tg = FakeTelegram::start().await?;
+    let tw = FakeTwilio::start().await?;
+    let redis = Redis::start()?;
+    let secret = "hostile-webhook-secret";
+    let mut settings: Vec<(&str, String)> = tg.settings();
+    settings.extend(tw.settings());
+    settings.push(("HELPLINE_CHANNELS__TELEGRAM__MODE", "webhook".into()));
+    settings.push(("HELPLINE_CHANNELS__TELEGRAM__WEBHOOK_SECRET", secret.into()));
+    let all: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let gw = Gateway::start(&redis, &all)?;
+    let http = reqwest::Client::new();
+
+    let telegram = |body: Vec<u8>| {
+        http.post(format!("{}/webhooks/telegram", gw.base()))
+            .header("X-Telegram-Bot-Api-Secret-Token", secret)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let deep = format!(
+        r#"{{"update_id":1,"message":{}1{}}}"#,
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            b"{\"update_id\": 5, \"message\": {\"text\": \"tru".to_vec(),
+            "bad_request",
+        ),
+        (
+            vec![0xff, 0xd8, 0xff, 0xe0, 0, 0x10, b'J', b'F'],
+            "bad_request",
+        ),
+        (b"{\"update_id\": \"\xff\xfe\"}".to_vec(), "bad_request"),
+        (deep.into_bytes(), "too_deep"),
+    ];
+    for (body, code) in cases {
+        let res = telegram(body).await?;
+        assert!(res.status().is_client_error(), "{}", res.status());
+        json_error(&res.json().await?, code);
+    }
+    // Declared larger than limits.body_bytes: refused before a byte of it is read.
+    let head = format!(
+        "POST /webhooks/telegram HTTP/1.1\r\nHost: x\r\nX-Telegram-Bot-Api-Secret-Token: {secret}\r\n\
+         Content-Type: application/json\r\nContent-Length: 300000\r\n\r\n{{\"update_id\":"
+    );
+    let answer = raw_answer(gw.port, head.as_bytes()).await?;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let child = TgUser::new(7401, "Ana", "Rusu", "ana_r", Some("ro"));
+    let start = tg.text_update(&child, "/start");
+    assert_eq!(
+        telegram(start.to_string().into_bytes()).await?.status(),
+        200
+    );
+
+    let url = format!("{}/webhooks/sms/twilio", gw.base());
+    let signed = |body: Vec<u8>| {
+        let params: Vec<(String, String)> = form_urlencoded::parse(&body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let refs: Vec<(&str, &str)> = params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let signature = fake_twilio::sign(&format!("{}/webhooks/sms/twilio", gw.base()), &refs);
+        http.post(&url)
+            .header("X-Twilio-Signature", signature)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let cases: Vec<Vec<u8>> = vec![
+        b"MessageSid=SM1&Fr".to_vec(),
+        vec![0, 159, 146, 150, 0xff],
+        b"MessageSid=SM%FF%FE&From=%2B37369000001&Body=%C3".to_vec(),
+        b"MessageSid=../../etc&From=%2B37369000001".to_vec(),
+        b"&&&===&".to_vec(),
+    ];
+    for body in cases {
+        let res = signed(body).await?;
+        assert_eq!(res.status(), 400);
+        json_error(&res.json().await?, "bad_request");
+    }
+    let answer = raw_answer(
+        gw.port,
+        b"POST /webhooks/sms/twilio HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\nFrom=",
+    )
+    .await?;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let good = b"MessageSid=SM0123456789abcdef&From=%2B37369000001&Body=Salut".to_vec();
+    let res = signed(good).await?;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await?.contains("<Response/>"));
+    no_panic(&gw);
+    Ok(())
+}

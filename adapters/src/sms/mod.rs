@@ -19,12 +19,14 @@ pub mod segments;
 pub mod smpp;
 pub mod twilio;
 
+/// The header map a [`Webhook`] carries (the HTTP crate's, as the gateway receives it).
+pub use reqwest::header::{HeaderMap, HeaderValue};
+
 use std::future::Future;
 use std::sync::Arc;
 
 use helpline_config::SmsProvider;
 use helpline_router::{Router, RouterError};
-use reqwest::header::HeaderMap;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 

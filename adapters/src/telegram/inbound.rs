@@ -272,6 +272,14 @@ impl Telegram {
             Err(RouterError::Refused("already_started", _)) => {
                 router.live_conversation(CHANNEL, &address).await
             }
+            Err(RouterError::Refused("blocked", _)) => {
+                // A supervisor blocked this contact for a while: told kindly, nothing is kept.
+                let text = router.notices().text(lang, "blocked", &[]);
+                if let Err(f) = self.inner.api.send_text(chat, &text, None).await {
+                    tracing::info!(why = f.why(), "could not tell a blocked Telegram contact");
+                }
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }

@@ -52,8 +52,11 @@ impl Refusal {
     }
 }
 
-/// Parses one text frame; the refusal says what was wrong and how to send it right.
-pub fn parse(text: &str) -> Result<ContactFrame, Refusal> {
+/// Parses one text frame, nesting at most `max_depth` levels (`limits.json_depth`); the refusal
+/// says what was wrong and how to send it right. The fuzz target `contact_frame` calls this.
+pub fn parse(text: &str, max_depth: usize) -> Result<ContactFrame, Refusal> {
+    crate::nesting::check(text.as_bytes(), max_depth)
+        .map_err(|e| Refusal::new("too_deep", e.to_string()))?;
     let value: Value = serde_json::from_str(text).map_err(|_| {
         Refusal::new(
             "bad_frame",
@@ -142,47 +145,51 @@ mod tests {
     #[test]
     fn parses_every_contact_frame() {
         assert!(matches!(
-            parse(r#"{"type":"start","lang":"ro"}"#),
+            parse(r#"{"type":"start","lang":"ro"}"#, 16),
             Ok(ContactFrame::Start { .. })
         ));
         assert!(matches!(
-            parse(r#"{"type":"resume","token":"t","last_seen":"1-0"}"#),
+            parse(r#"{"type":"resume","token":"t","last_seen":"1-0"}"#, 16),
             Ok(ContactFrame::Resume { .. })
         ));
         assert!(matches!(
-            parse(r#"{"type":"message","text":"hi","client_msg_id":"a"}"#),
+            parse(r#"{"type":"message","text":"hi","client_msg_id":"a"}"#, 16),
             Ok(ContactFrame::Message { .. })
         ));
         assert!(matches!(
-            parse(r#"{"type":"typing"}"#),
+            parse(r#"{"type":"typing"}"#, 16),
             Ok(ContactFrame::Typing {})
         ));
         assert!(matches!(
-            parse(r#"{"type":"end"}"#),
+            parse(r#"{"type":"end"}"#, 16),
             Ok(ContactFrame::End {})
         ));
         assert!(matches!(
-            parse(r#"{"type":"forget"}"#),
+            parse(r#"{"type":"forget"}"#, 16),
             Ok(ContactFrame::Forget { token: None })
         ));
         assert!(matches!(
-            parse(r#"{"type":"forget","token":"t"}"#),
+            parse(r#"{"type":"forget","token":"t"}"#, 16),
             Ok(ContactFrame::Forget { token: Some(_) })
         ));
     }
 
     #[test]
     fn refusals_have_codes_and_never_echo_content() {
-        assert_eq!(parse("not json").unwrap_err().code, "bad_frame");
-        assert_eq!(parse("[1,2]").unwrap_err().code, "bad_frame");
+        assert_eq!(parse("not json", 16).unwrap_err().code, "bad_frame");
+        assert_eq!(parse("[1,2]", 16).unwrap_err().code, "bad_frame");
         assert_eq!(
-            parse(r#"{"type":"photo"}"#).unwrap_err().code,
+            parse(r#"{"type":"photo"}"#, 16).unwrap_err().code,
             "unknown_type"
         );
-        let r = parse(r#"{"type":"message","text":42,"client_msg_id":"CANARY"}"#).unwrap_err();
+        let r = parse(
+            r#"{"type":"message","text":42,"client_msg_id":"CANARY"}"#,
+            16,
+        )
+        .unwrap_err();
         assert_eq!(r.code, "bad_frame");
         assert!(!r.message.contains("CANARY"));
-        let r = parse(r#"{"type":"message","text":"CANARY-TEXT"}"#).unwrap_err();
+        let r = parse(r#"{"type":"message","text":"CANARY-TEXT"}"#, 16).unwrap_err();
         assert!(r.message.contains("client_msg_id"), "{}", r.message);
         assert!(!r.message.contains("CANARY"));
     }

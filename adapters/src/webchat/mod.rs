@@ -16,11 +16,10 @@ use helpline_router::store::ConversationRecord;
 use helpline_router::{Delivery, Event, Router, RouterError};
 use tokio_util::sync::CancellationToken;
 
+use crate::throttle::{Admission, Throttle};
 use crate::{Close, FrameSocket, Inbound};
 use frames::{ContactFrame, Refusal};
 
-/// How long a new socket may take to say `start` or `resume`.
-const OPENING_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a waiting contact's queue position is checked (the contract's "at most every 5 s").
 const QUEUE_EVERY: Duration = Duration::from_secs(5);
 /// Typing signals forwarded at most this often.
@@ -47,14 +46,18 @@ impl Webchat {
 
     /// Serves one contact socket until it closes, the conversation ends or the node shuts down.
     pub async fn serve<S: FrameSocket>(&self, mut socket: S, shutdown: CancellationToken) {
+        let limits = &self.router.config().limits;
+        // A socket that never says `start` or `resume` (slowloris over WebSocket) is cut in time.
+        let opening = Duration::from_secs(limits.opening_timeout_s);
+        let mut throttle = Throttle::new(limits);
         let opened = tokio::select! {
             _ = shutdown.cancelled() => Err(Stop::Close(Close::RESTART)),
-            r = tokio::time::timeout(OPENING_TIMEOUT, self.open(&mut socket)) => {
+            r = tokio::time::timeout(opening, self.open(&mut socket, &mut throttle)) => {
                 r.unwrap_or(Err(Stop::Close(Close { code: 1008, reason: "say start or resume first" })))
             }
         };
         let stop = match opened {
-            Ok(mut session) => session.run(&mut socket, &shutdown).await,
+            Ok(mut session) => session.run(&mut socket, &shutdown, &mut throttle).await,
             Err(stop) => stop,
         };
         if let Stop::Close(close) = stop {
@@ -63,14 +66,23 @@ impl Webchat {
     }
 
     /// Reads frames until a valid `start` or `resume`.
-    async fn open<S: FrameSocket>(&self, socket: &mut S) -> Result<Session, Stop> {
-        let mut bad = Strikes::new(self.router.config().webchat.max_bad_frames);
+    async fn open<S: FrameSocket>(
+        &self,
+        socket: &mut S,
+        throttle: &mut Throttle,
+    ) -> Result<Session, Stop> {
+        let config = self.router.config();
+        let mut bad = Strikes::new(config.webchat.max_bad_frames);
         loop {
-            let refusal = match socket.recv().await {
+            let inbound = socket.recv().await;
+            if let Admission::Waited { .. } = throttle.admit().await {
+                self.router.telemetry().frames_slowed("contact");
+            }
+            let refusal = match inbound {
                 None => return Err(Stop::Gone),
                 Some(Inbound::Broken(_)) => return Err(Stop::Gone),
                 Some(Inbound::Binary) => binary_refusal(),
-                Some(Inbound::Text(text)) => match frames::parse(&text) {
+                Some(Inbound::Text(text)) => match frames::parse(&text, config.limits.json_depth) {
                     Ok(ContactFrame::Start { lang, topic }) => {
                         match self.start(socket, &lang, topic.as_deref()).await {
                             Ok(session) => return Ok(session),
@@ -201,7 +213,12 @@ impl Session {
         frames::notice(code, &self.router.notices().text(&self.lang, code, vars))
     }
 
-    async fn run<S: FrameSocket>(&mut self, socket: &mut S, shutdown: &CancellationToken) -> Stop {
+    async fn run<S: FrameSocket>(
+        &mut self,
+        socket: &mut S,
+        shutdown: &CancellationToken,
+        throttle: &mut Throttle,
+    ) -> Stop {
         if let Err(stop) = self.catch_up(socket).await {
             return stop;
         }
@@ -213,7 +230,7 @@ impl Session {
                 _ = shutdown.cancelled() => Err(Stop::Close(Close::RESTART)),
                 inbound = socket.recv() => match inbound {
                     None | Some(Inbound::Broken(_)) => Err(Stop::Gone),
-                    Some(inbound) => self.on_inbound(socket, inbound, &mut bad).await,
+                    Some(inbound) => self.on_inbound(socket, inbound, &mut bad, throttle).await,
                 },
                 delivery = self.sub.receiver.recv() => match delivery {
                     None => Err(Stop::Close(Close::TRY_AGAIN)),
@@ -298,11 +315,21 @@ impl Session {
         socket: &mut S,
         inbound: Inbound,
         bad: &mut Strikes,
+        throttle: &mut Throttle,
     ) -> Result<(), Stop> {
+        // A flood is slowed, never refused: the frame waits for its turn, and the contact is told
+        // once why their messages are slow.
+        if let Admission::Waited { first } = throttle.admit().await {
+            self.router.telemetry().frames_slowed("contact");
+            if first {
+                send(socket, self.notice("rate_limited", &[])).await?;
+            }
+        }
+        let depth = self.router.config().limits.json_depth;
         let (refusal, client_id) = match inbound {
             Inbound::Binary => (binary_refusal(), None),
             Inbound::Broken(_) => return Err(Stop::Gone),
-            Inbound::Text(text) => match frames::parse(&text) {
+            Inbound::Text(text) => match frames::parse(&text, depth) {
                 Err(r) => (r, None),
                 Ok(frame) => match self.on_frame(socket, frame).await? {
                     None => {

@@ -59,8 +59,11 @@ const TYPES: [&str; 10] = [
     "typing",
 ];
 
-/// Parses a staff frame into (code, message) on refusal; the message never echoes content.
-pub fn parse(text: &str) -> Result<StaffFrame, (&'static str, String)> {
+/// Parses a staff frame, nesting at most `max_depth` levels (`limits.json_depth`), into (code,
+/// message) on refusal; the message never echoes content. The fuzz target `staff_frame` calls this.
+pub fn parse(text: &str, max_depth: usize) -> Result<StaffFrame, (&'static str, String)> {
+    helpline_adapters::nesting::check(text.as_bytes(), max_depth)
+        .map_err(|e| ("too_deep", e.to_string()))?;
     let value: Value = serde_json::from_str(text).map_err(|_| {
         (
             "bad_frame",
@@ -201,15 +204,24 @@ mod tests {
     #[test]
     fn parses_staff_frames_and_refuses_the_rest() {
         assert!(matches!(
-            parse(r#"{"type":"status","status":"available"}"#),
+            parse(r#"{"type":"status","status":"available"}"#, 16),
             Ok(StaffFrame::Status { .. })
         ));
         assert!(matches!(
-            parse(r#"{"type":"transfer","conversation":"c","skills":["ru"]}"#),
+            parse(
+                r#"{"type":"transfer","conversation":"c","skills":["ru"]}"#,
+                16
+            ),
             Ok(StaffFrame::Transfer { .. })
         ));
-        assert_eq!(parse("{").unwrap_err().0, "bad_frame");
-        assert_eq!(parse(r#"{"type":"sudo"}"#).unwrap_err().0, "unknown_type");
-        assert_eq!(parse(r#"{"type":"accept"}"#).unwrap_err().0, "bad_frame");
+        assert_eq!(parse("{", 16).unwrap_err().0, "bad_frame");
+        assert_eq!(
+            parse(r#"{"type":"sudo"}"#, 16).unwrap_err().0,
+            "unknown_type"
+        );
+        assert_eq!(
+            parse(r#"{"type":"accept"}"#, 16).unwrap_err().0,
+            "bad_frame"
+        );
     }
 }

@@ -4,12 +4,14 @@
 
 pub(crate) mod frames;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use helpline_adapters::throttle::{Admission, Throttle};
 use helpline_adapters::{Close, FrameSocket, Inbound};
 use helpline_router::conversation::valid_client_id;
 use helpline_router::hub::Subscription;
@@ -31,6 +33,7 @@ const QUEUE_EVERY: Duration = Duration::from_secs(5);
 
 pub async fn upgrade(
     State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     staff: Result<Staff, ApiError>,
     ws: WebSocketUpgrade,
@@ -46,6 +49,10 @@ pub async fn upgrade(
     let account = match staff {
         Ok(Staff(a)) if a.role.answers() => a,
         Ok(_) => return ApiError::forbidden().into_response(),
+        Err(e) => return e.into_response(),
+    };
+    let permit = match crate::chat::admit(&app, peer, &headers) {
+        Ok(p) => p,
         Err(e) => return e.into_response(),
     };
     let ping_s = app.router.config().server.ws_ping_s;
@@ -68,6 +75,7 @@ pub async fn upgrade(
                 if let Some(close) = session.run(&mut socket, &shutdown).await {
                     socket.close(close).await;
                 }
+                drop(permit);
             }
             .instrument(span),
         )
@@ -118,10 +126,20 @@ impl Session {
             return closing(close);
         }
         let mut queue_tick = tokio::time::interval(QUEUE_EVERY);
+        // Staff frames are paced like contacts' (a stuck key or a script cannot starve the node);
+        // a console sends far fewer, so in practice this never bites a person.
+        let mut throttle = Throttle::new(&self.router.config().limits);
+        let telemetry_router = self.router.clone();
         loop {
             let step: Step = tokio::select! {
                 _ = shutdown.cancelled() => Err(Close::RESTART),
-                inbound = socket.recv() => match inbound {
+                // The budget is taken before reading, so a branch cancelled by an event never loses a frame.
+                inbound = async {
+                    if let Admission::Waited { .. } = throttle.admit().await {
+                        telemetry_router.telemetry().frames_slowed("staff");
+                    }
+                    socket.recv().await
+                } => match inbound {
                     None | Some(Inbound::Broken(_)) => return None,
                     Some(Inbound::Binary) => self.say(socket, frames::error("bad_frame", "send text frames", None)).await,
                     Some(Inbound::Text(text)) => self.on_text(socket, &text).await,
@@ -189,7 +207,7 @@ impl Session {
     }
 
     async fn on_text(&mut self, socket: &mut AxumSocket, text: &str) -> Step {
-        let frame = match frames::parse(text) {
+        let frame = match frames::parse(text, self.router.config().limits.json_depth) {
             Ok(f) => f,
             Err((code, message)) => {
                 return self.say(socket, frames::error(code, &message, None)).await

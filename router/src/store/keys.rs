@@ -158,6 +158,12 @@ impl Keys {
         self.key(&["live", pseudonym])
     }
 
+    /// String with expiry: a supervisor blocked this contact pseudonym from starting conversations
+    /// until it expires (`Router::block`); the value means nothing.
+    pub fn block(&self, pseudonym: &str) -> String {
+        self.key(&["block", pseudonym])
+    }
+
     /// Stream of a channel's outbound work (written by the routing scripts, see `lua/common.lua`);
     /// read by every node's sender through the consumer group [`Keys::OUTBOX_GROUP`].
     pub fn outbox(&self, channel: &str) -> String {

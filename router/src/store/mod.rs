@@ -6,6 +6,7 @@
 
 mod accounts;
 mod audit;
+mod blocks;
 mod break_glass;
 mod channel;
 mod deks;

@@ -9,11 +9,15 @@ use anyhow::{Context, Result};
 use crate::{free_port, Gateway, Redis};
 
 /// The gateway settings of every measured run: automatic assignment, counsellors at the validated
-/// maximum capacity, and a contact rate limit far above any rate the generator sends.
+/// maximum capacity, and contact rate limits and frame budgets far above any rate the generator
+/// sends.
 pub const GATEWAY_SETTINGS: &[(&str, &str)] = &[
     ("HELPLINE_ROUTING__ASSIGNMENT", "auto"),
     ("HELPLINE_ROUTING__MAX_CAPACITY", "10"),
     ("HELPLINE_WEBCHAT__MESSAGES_PER_MINUTE", "100000000"),
+    // One counsellor's socket carries ten conversations: no frame budget may pace it.
+    ("HELPLINE_LIMITS__FRAMES_PER_SECOND", "1000000"),
+    ("HELPLINE_LIMITS__FRAME_BURST", "1000000"),
     ("HELPLINE_LOG", "warn"),
 ];
 
