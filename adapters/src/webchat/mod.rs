@@ -16,7 +16,7 @@ use helpline_router::store::ConversationRecord;
 use helpline_router::{Delivery, Event, Router, RouterError};
 use tokio_util::sync::CancellationToken;
 
-use crate::throttle::{Admission, Throttle};
+use crate::throttle::{pause, Admission, Throttle};
 use crate::{Close, FrameSocket, Inbound};
 use frames::{ContactFrame, Refusal};
 
@@ -74,8 +74,11 @@ impl Webchat {
         let config = self.router.config();
         let mut bad = Strikes::new(config.webchat.max_bad_frames);
         loop {
+            if let Some(until) = throttle.paused_until() {
+                tokio::time::sleep_until(until).await;
+            }
             let inbound = socket.recv().await;
-            if let Admission::Waited { .. } = throttle.admit().await {
+            if let Admission::Over { .. } = throttle.take() {
                 self.router.telemetry().frames_slowed("contact");
             }
             let refusal = match inbound {
@@ -228,10 +231,12 @@ impl Session {
         loop {
             let step = tokio::select! {
                 _ = shutdown.cancelled() => Err(Stop::Close(Close::RESTART)),
-                inbound = socket.recv() => match inbound {
+                // Past its frame budget the socket is not read for a while; events still flow.
+                inbound = socket.recv(), if throttle.paused_until().is_none() => match inbound {
                     None | Some(Inbound::Broken(_)) => Err(Stop::Gone),
                     Some(inbound) => self.on_inbound(socket, inbound, &mut bad, throttle).await,
                 },
+                _ = pause(throttle.paused_until()) => Ok(()),
                 delivery = self.sub.receiver.recv() => match delivery {
                     None => Err(Stop::Close(Close::TRY_AGAIN)),
                     Some(Delivery::Resync) => self.catch_up(socket).await,
@@ -317,9 +322,9 @@ impl Session {
         bad: &mut Strikes,
         throttle: &mut Throttle,
     ) -> Result<(), Stop> {
-        // A flood is slowed, never refused: the frame waits for its turn, and the contact is told
-        // once why their messages are slow.
-        if let Admission::Waited { first } = throttle.admit().await {
+        // A flood is slowed, never refused: this frame is handled, the next ones wait their turn
+        // (see `run`), and the contact is told once why their messages are slow.
+        if let Admission::Over { first } = throttle.take() {
             self.router.telemetry().frames_slowed("contact");
             if first {
                 send(socket, self.notice("rate_limited", &[])).await?;

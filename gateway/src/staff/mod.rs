@@ -11,7 +11,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use helpline_adapters::throttle::{Admission, Throttle};
+use helpline_adapters::throttle::{pause, Admission, Throttle};
 use helpline_adapters::{Close, FrameSocket, Inbound};
 use helpline_router::conversation::valid_client_id;
 use helpline_router::hub::Subscription;
@@ -129,21 +129,21 @@ impl Session {
         // Staff frames are paced like contacts' (a stuck key or a script cannot starve the node);
         // a console sends far fewer, so in practice this never bites a person.
         let mut throttle = Throttle::new(&self.router.config().limits);
-        let telemetry_router = self.router.clone();
         loop {
             let step: Step = tokio::select! {
                 _ = shutdown.cancelled() => Err(Close::RESTART),
-                // The budget is taken before reading, so a branch cancelled by an event never loses a frame.
-                inbound = async {
-                    if let Admission::Waited { .. } = throttle.admit().await {
-                        telemetry_router.telemetry().frames_slowed("staff");
+                // Past its frame budget the socket is not read for a while; events still flow.
+                inbound = socket.recv(), if throttle.paused_until().is_none() => {
+                    if let Admission::Over { .. } = throttle.take() {
+                        self.router.telemetry().frames_slowed("staff");
                     }
-                    socket.recv().await
-                } => match inbound {
-                    None | Some(Inbound::Broken(_)) => return None,
-                    Some(Inbound::Binary) => self.say(socket, frames::error("bad_frame", "send text frames", None)).await,
-                    Some(Inbound::Text(text)) => self.on_text(socket, &text).await,
-                },
+                    match inbound {
+                        None | Some(Inbound::Broken(_)) => return None,
+                        Some(Inbound::Binary) => self.say(socket, frames::error("bad_frame", "send text frames", None)).await,
+                        Some(Inbound::Text(text)) => self.on_text(socket, &text).await,
+                    }
+                }
+                _ = pause(throttle.paused_until()) => Ok(()),
                 delivery = self.sub.receiver.recv() => match delivery {
                     None => Err(Close::TRY_AGAIN),
                     Some(Delivery::Resync) => self.hello(socket).await,
