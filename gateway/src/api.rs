@@ -224,15 +224,8 @@ pub async fn erase(
     Path(id): Path<String>,
     body: Result<Json<EraseRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let account = staff.require(&[Role::Supervisor, Role::Admin])?;
-    if !auth::origin_allowed(&app, &headers, false) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "bad_origin",
-            "this origin may not erase conversations",
-        ));
-    }
-    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let account = staff.require_acting(&app, &headers, &[Role::Supervisor, Role::Admin])?;
+    if !valid_conversation_id(&id) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -350,14 +343,7 @@ pub async fn block(
     Path(id): Path<String>,
     body: Result<Json<Block>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let account = staff.require(&[Role::Supervisor, Role::Admin])?;
-    if !auth::origin_allowed(&app, &headers, false) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "bad_origin",
-            "this origin may not block contacts",
-        ));
-    }
+    let account = staff.require_acting(&app, &headers, &[Role::Supervisor, Role::Admin])?;
     if !valid_conversation_id(&id) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -379,7 +365,7 @@ pub async fn block(
 }
 
 /// A conversation id as the router makes them: 32 hex digits.
-fn valid_conversation_id(id: &str) -> bool {
+pub(crate) fn valid_conversation_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 

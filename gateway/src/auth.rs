@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::extract::FromRequestParts;
 use axum::http::header::{COOKIE, ORIGIN};
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use helpline_router::{Account, Role};
 
 use crate::errors::ApiError;
@@ -52,6 +52,25 @@ impl Staff {
         } else {
             Err(ApiError::forbidden())
         }
+    }
+
+    /// [`Staff::require`] for an action that changes something (erase, block, break-glass): the
+    /// request must also come from the helpline's own pages.
+    pub fn require_acting(
+        &self,
+        app: &App,
+        headers: &HeaderMap,
+        roles: &[Role],
+    ) -> Result<&Account, ApiError> {
+        let account = self.require(roles)?;
+        if !origin_allowed(app, headers, false) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "bad_origin",
+                "act from the helpline's own pages",
+            ));
+        }
+        Ok(account)
     }
 }
 

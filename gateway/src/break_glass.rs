@@ -12,7 +12,7 @@ use helpline_router::{Role, RouterError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::{self, Staff};
+use crate::auth::Staff;
 use crate::errors::ApiError;
 use crate::server::App;
 
@@ -20,23 +20,6 @@ use crate::server::App;
 #[serde(deny_unknown_fields)]
 pub struct Request {
     reason: String,
-}
-
-/// A supervisor session, from an allowed origin for the steps that change something.
-fn supervisor<'a>(
-    app: &App,
-    staff: &'a Staff,
-    headers: &HeaderMap,
-) -> Result<&'a helpline_router::Account, ApiError> {
-    let account = staff.require(&[Role::Supervisor])?;
-    if !auth::origin_allowed(app, headers, false) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "bad_origin",
-            "this origin may not act here",
-        ));
-    }
-    Ok(account)
 }
 
 /// The status each refusal answers with.
@@ -74,11 +57,11 @@ pub async fn request(
     Path(conv): Path<String>,
     body: Result<Json<Request>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let account = supervisor(&app, &staff, &headers)?;
+    let account = staff.require_acting(&app, &headers, &[Role::Supervisor])?;
     let Json(body) = body.map_err(|_| {
         ApiError::bad_request("send JSON {\"reason\": \"…\"}: why the child is in immediate danger")
     })?;
-    if conv.len() != 32 || !conv.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !crate::api::valid_conversation_id(&conv) {
         return Err(RouterError::UnknownConversation.into());
     }
     let view = app
@@ -122,7 +105,7 @@ async fn decide(
     id: String,
     approve: bool,
 ) -> Result<StatusCode, ApiError> {
-    let account = supervisor(&app, &staff, &headers)?;
+    let account = staff.require_acting(&app, &headers, &[Role::Supervisor])?;
     request_id(&id)?;
     app.router
         .break_glass_decide(&id, account, approve)
@@ -139,7 +122,7 @@ pub async fn reveal(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let account = supervisor(&app, &staff, &headers)?;
+    let account = staff.require_acting(&app, &headers, &[Role::Supervisor])?;
     request_id(&id)?;
     let shown = app
         .router
