@@ -184,13 +184,7 @@ pub async fn transcript(
     Query(q): Query<TranscriptQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let account = staff.require(&[Role::Counsellor, Role::Supervisor, Role::Admin])?;
-    if !valid_conversation_id(&id) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such conversation",
-        ));
-    }
+    conversation_id(&id)?;
     let reason = q.reason.unwrap_or_else(|| "viewed".into());
     let reason: String = reason
         .chars()
@@ -225,13 +219,7 @@ pub async fn erase(
     body: Result<Json<EraseRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let account = staff.require_acting(&app, &headers, &[Role::Supervisor, Role::Admin])?;
-    if !valid_conversation_id(&id) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such conversation",
-        ));
-    }
+    conversation_id(&id)?;
     let Json(req) = body.map_err(|_| {
         ApiError::bad_request("send JSON {\"reason\": \"why the conversation is erased\"}")
     })?;
@@ -344,13 +332,7 @@ pub async fn block(
     body: Result<Json<Block>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let account = staff.require_acting(&app, &headers, &[Role::Supervisor, Role::Admin])?;
-    if !valid_conversation_id(&id) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such conversation",
-        ));
-    }
+    conversation_id(&id)?;
     let Json(block) = body.map_err(|_| {
         ApiError::bad_request(format!(
             "send JSON {{\"minutes\": 1 to {}, \"reason\": \"…\"}}",
@@ -367,6 +349,19 @@ pub async fn block(
 /// A conversation id as the router makes them: 32 hex digits.
 pub(crate) fn valid_conversation_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// 404 for a path id that cannot be a conversation's.
+fn conversation_id(id: &str) -> Result<(), ApiError> {
+    if valid_conversation_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such conversation",
+        ))
+    }
 }
 
 /// Any other `/api/…` path.
