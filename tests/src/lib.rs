@@ -56,32 +56,50 @@ impl Redis {
         Self::start_with(&[])
     }
 
+    /// Starts a redis-server with `extra` arguments on a free port. A port found free can be taken
+    /// again before the server binds it (tests run in parallel, and a cluster node's bus port is
+    /// picked the same way), so a server that exits at once is started again on another port.
     pub fn start_with(extra: &[&str]) -> Result<Redis> {
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("helpline-test-redis-{port}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(&dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("redis-server is not installed (apt-get install redis-server)")?;
-        let redis = Redis { child, port, dir };
-        wait_for_port(port)?;
-        Ok(redis)
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let port = free_port();
+            let dir = std::env::temp_dir()
+                .join(format!("helpline-test-redis-{port}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .arg("--dir")
+                .arg(&dir)
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("redis-server is not installed (apt-get install redis-server)")?;
+            let mut redis = Redis { child, port, dir };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Ok(redis);
+                }
+                if redis.child.try_wait()?.is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if redis.child.try_wait()?.is_none() || attempts >= 5 {
+                bail!("redis-server did not listen on port {port} ({attempts} attempts)");
+            }
+        }
     }
 
     pub fn url(&self) -> String {
