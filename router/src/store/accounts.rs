@@ -186,16 +186,8 @@ impl Store {
         username: &str,
         lock_after: u32,
     ) -> Result<Option<bool>, StoreError> {
-        let r: i64 = self
-            .scripts
-            .login
-            .prepare_invoke()
-            // Declared as a key too, only so a cluster client routes the call (see `routing_call`).
-            .key(self.keys.user(username))
-            .arg(self.keys.user(username))
-            .arg("failed")
-            .arg(lock_after)
-            .invoke_async(&mut self.conn())
+        let r = self
+            .login_script(username, "failed", &lock_after.to_string())
             .await?;
         Ok((r != 0).then_some(r == 2))
     }
@@ -209,18 +201,28 @@ impl Store {
         totp_step: Option<u64>,
     ) -> Result<bool, StoreError> {
         let step = totp_step.map(|s| s.to_string()).unwrap_or_default();
-        let r: i64 = self
+        let r = self.login_script(username, "succeeded", &step).await?;
+        Ok(r == 1)
+    }
+
+    /// One call of `lua/login.lua`: a login's `outcome` and its argument, on the account's hash.
+    async fn login_script(
+        &self,
+        username: &str,
+        outcome: &str,
+        arg: &str,
+    ) -> Result<i64, StoreError> {
+        Ok(self
             .scripts
             .login
             .prepare_invoke()
             // Declared as a key too, only so a cluster client routes the call (see `routing_call`).
             .key(self.keys.user(username))
             .arg(self.keys.user(username))
-            .arg("succeeded")
-            .arg(step)
+            .arg(outcome)
+            .arg(arg)
             .invoke_async(&mut self.conn())
-            .await?;
-        Ok(r == 1)
+            .await?)
     }
 
     /// Unlocks an account and restarts its failure count; false when there is no such account.
