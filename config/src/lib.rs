@@ -235,7 +235,7 @@ impl Default for Webchat {
         Self {
             max_message_bytes: 4096,
             max_bad_frames: 5,
-            buffer_bytes: 8192,
+            buffer_bytes: 1024,
             messages_per_minute: 30,
         }
     }

@@ -86,14 +86,16 @@ impl FrameSocket for AxumSocket {
 }
 
 /// Applies the node's small buffers and the message size limit to an upgrade. Tungstenite's
-/// defaults (128 KiB read buffer per connection) are far too much for thousands of idle children.
+/// defaults (128 KiB read buffer per connection) are far too much for thousands of idle children;
+/// a frame longer than the read buffer grows it while it is read. The write buffer is left
+/// uncapped: every send waits until its frame is written out, so it never holds more than the
+/// frame being sent, which for a console's `hello` with its conversations' histories can be large.
 pub fn tuned(ws: WebSocketUpgrade, app: &App) -> WebSocketUpgrade {
     let chat = &app.router.config().webchat;
     // JSON escaping can grow text up to six times (\uXXXX); anything bigger is not a chat message.
     let max = chat.max_message_bytes * 6 + 1024;
     ws.read_buffer_size(chat.buffer_bytes)
         .write_buffer_size(chat.buffer_bytes)
-        .max_write_buffer_size(chat.buffer_bytes * 64)
         .max_message_size(max)
         .max_frame_size(max)
 }

@@ -10,6 +10,11 @@ use helpline_gateway::commands::{self, CliError};
 use helpline_router::accounts::NewAccount;
 use helpline_router::Role;
 
+/// mimalloc instead of glibc malloc: a relayed message allocates and frees many small buffers
+/// (frames, JSON, Redis replies), which glibc served slowly (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "helpline",

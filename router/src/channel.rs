@@ -107,7 +107,7 @@ impl Router {
         notice: &str,
     ) -> Result<Appended, RouterError> {
         let key = self.data_key(conv).await?;
-        let seq = self.guarded("seq", self.store().next_seq(conv)).await?;
+        let seq = self.next_seq(conv).await?;
         let sealed = self.seal_message(&key, conv, seq, text)?;
         let message = NewMessage {
             conv,

@@ -174,7 +174,7 @@ impl Router {
         staff: &str,
     ) -> Result<Appended, RouterError> {
         let key = self.data_key(conv).await?;
-        let seq = self.guarded("seq", self.store().next_seq(conv)).await?;
+        let seq = self.next_seq(conv).await?;
         let sealed = self.seal_message(&key, conv, seq, text)?;
         let store = self.store();
         let appended = self

@@ -52,7 +52,7 @@ impl Webchat {
         let mut throttle = Throttle::new(limits);
         let opened = tokio::select! {
             _ = shutdown.cancelled() => Err(Stop::Close(Close::RESTART)),
-            r = tokio::time::timeout(opening, self.open(&mut socket, &mut throttle)) => {
+            r = tokio::time::timeout(opening, Box::pin(self.open(&mut socket, &mut throttle))) => {
                 r.unwrap_or(Err(Stop::Close(Close { code: 1008, reason: "say start or resume first" })))
             }
         };
@@ -222,27 +222,30 @@ impl Session {
         shutdown: &CancellationToken,
         throttle: &mut Throttle,
     ) -> Stop {
-        if let Err(stop) = self.catch_up(socket).await {
+        if let Err(stop) = Box::pin(self.catch_up(socket)).await {
             return stop;
         }
         let mut bad = Strikes::new(self.router.config().webchat.max_bad_frames);
         let mut queue_tick = tokio::time::interval(QUEUE_EVERY);
         queue_tick.tick().await;
+        // The handlers are boxed: a future is as large as the largest state it can be in, and
+        // thousands of contacts sit idle in this loop. Unboxed, each would keep room for a whole
+        // Redis call chain; boxed, that room is taken only while a frame or event is handled.
         loop {
             let step = tokio::select! {
                 _ = shutdown.cancelled() => Err(Stop::Close(Close::RESTART)),
                 // Past its frame budget the socket is not read for a while; events still flow.
                 inbound = socket.recv(), if throttle.paused_until().is_none() => match inbound {
                     None | Some(Inbound::Broken(_)) => Err(Stop::Gone),
-                    Some(inbound) => self.on_inbound(socket, inbound, &mut bad, throttle).await,
+                    Some(inbound) => Box::pin(self.on_inbound(socket, inbound, &mut bad, throttle)).await,
                 },
                 _ = pause(throttle.paused_until()) => Ok(()),
                 delivery = self.sub.receiver.recv() => match delivery {
                     None => Err(Stop::Close(Close::TRY_AGAIN)),
-                    Some(Delivery::Resync) => self.catch_up(socket).await,
-                    Some(Delivery::Event(ev)) => self.on_event(socket, &ev).await,
+                    Some(Delivery::Resync) => Box::pin(self.catch_up(socket)).await,
+                    Some(Delivery::Event(ev)) => Box::pin(self.on_event(socket, &ev)).await,
                 },
-                _ = queue_tick.tick(), if self.waiting => self.send_queue(socket).await,
+                _ = queue_tick.tick(), if self.waiting => Box::pin(self.send_queue(socket)).await,
             };
             if let Err(stop) = step {
                 return stop;

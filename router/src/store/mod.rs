@@ -265,12 +265,13 @@ impl Store {
             .await
     }
 
-    /// The next message sequence number of a conversation (its nonce: never reused under its key).
-    pub async fn next_seq(&self, conv: &str) -> Result<u64, StoreError> {
+    /// Reserves `count` message numbers of a conversation for the calling node and returns the
+    /// last of them. A number is bound into its message's sealed text and never used twice.
+    pub async fn reserve_seqs(&self, conv: &str, count: u64) -> Result<u64, StoreError> {
         let seq: u64 = redis::cmd("HINCRBY")
             .arg(self.keys.conv(conv))
             .arg("seq")
-            .arg(1)
+            .arg(count)
             .query_async(&mut self.conn())
             .await?;
         Ok(seq)

@@ -90,7 +90,8 @@ impl SentinelTarget {
             .into_connection_info()
             .map_err(|e| StoreError::connect(url, &e))?;
         let node = SentinelNodeConnectionInfo::default()
-            .set_redis_connection_info(node.redis_settings().clone());
+            .set_redis_connection_info(node.redis_settings().clone())
+            .set_tcp_settings(super::topology::tcp());
         let client = SentinelClient::build(
             sentinels.iter().map(String::as_str).collect(),
             master.to_owned(),

@@ -15,7 +15,8 @@ use redis::aio::{
 };
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisFuture, Value};
+use redis::io::tcp::TcpSettings;
+use redis::{AsyncConnectionConfig, Client, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Value};
 use tokio::sync::watch;
 
 use super::sentinel::{MasterConnection, SentinelTarget};
@@ -27,6 +28,19 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a blocking read may wait (its own BLOCK is shorter).
 const BLOCKING_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Every connection to Redis turns Nagle's algorithm off. With it on (redis-rs's default), a
+/// command written while an earlier one on the same connection is still unacknowledged waits for
+/// the server's delayed ACK, up to 40 ms: on the shared, pipelined command connection that capped
+/// the relay near 3,000 messages a second with seconds of latency (docs/benchmarks.md).
+pub(crate) fn tcp() -> TcpSettings {
+    TcpSettings::default().set_nodelay(true)
+}
+
+/// A client for one server's URL, with [`tcp`] settings.
+pub(crate) fn client(url: &str) -> redis::RedisResult<Client> {
+    Client::open(url.into_connection_info()?.set_tcp_settings(tcp()))
+}
 
 /// The kind of Redis `redis.url` names, with what is needed to open connections to it.
 pub(crate) enum Topology {
@@ -46,7 +60,7 @@ impl Topology {
         if let Some(rest) = url.strip_prefix("redis+cluster://") {
             return cluster(url, rest);
         }
-        let client = Client::open(url).map_err(|e| StoreError::connect(url, &e))?;
+        let client = client(url).map_err(|e| StoreError::connect(url, &e))?;
         Ok(Topology::Single(client))
     }
 
@@ -108,7 +122,7 @@ impl Topology {
             Topology::Cluster(_, seeds) => {
                 let mut last = None;
                 for seed in seeds {
-                    match Client::open(seed.as_str())?.get_async_pubsub().await {
+                    match client(seed)?.get_async_pubsub().await {
                         Ok(pubsub) => return Ok(pubsub),
                         Err(e) => last = Some(e),
                     }
@@ -174,6 +188,7 @@ fn cluster(url: &str, rest: &str) -> Result<Topology, StoreError> {
         ));
     }
     let client = ClusterClient::builder(seeds.iter().map(String::as_str))
+        .tcp_settings(tcp())
         .build()
         .map_err(|e| StoreError::connect(url, &e))?;
     Ok(Topology::Cluster(Box::new(client), seeds))

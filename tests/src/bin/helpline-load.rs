@@ -34,6 +34,8 @@ fn main() -> Result<()> {
         let bin = rig::pinned(&rig::sibling("helpline"), cpus.as_deref())?;
         std::env::set_var("HELPLINE_BIN", bin);
     }
+    // Read before any socket opens (it starts a process; see `rig::clock_ticks`).
+    rig::clock_ticks();
     let threads: usize = num(&opts, "generator-threads", 1.0)? as usize;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))

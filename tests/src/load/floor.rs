@@ -12,8 +12,11 @@ use super::conn::small_buffers;
 
 /// Serves the floor on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, redis_url: &str) -> Result<()> {
-    let redis = redis::Client::open(redis_url)
+    // Nagle off towards Redis too, as the gateway does: the floor is the best case.
+    let info = redis::IntoConnectionInfo::into_connection_info(redis_url)
         .with_context(|| format!("{redis_url} is not a Redis URL"))?
+        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+    let redis = redis::Client::open(info)?
         .get_multiplexed_async_connection()
         .await
         .with_context(|| {

@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use crate::{free_port, Gateway, Redis};
 
 /// The gateway settings of every measured run: automatic assignment, counsellors at the validated
-/// maximum capacity, and contact rate limits and frame budgets far above any rate the generator
-/// sends.
+/// maximum capacity, and contact rate limits, frame budgets and socket caps far above anything the
+/// generator does.
 pub const GATEWAY_SETTINGS: &[(&str, &str)] = &[
     ("HELPLINE_ROUTING__ASSIGNMENT", "auto"),
     ("HELPLINE_ROUTING__MAX_CAPACITY", "10"),
@@ -18,6 +18,9 @@ pub const GATEWAY_SETTINGS: &[(&str, &str)] = &[
     // One counsellor's socket carries ten conversations: no frame budget may pace it.
     ("HELPLINE_LIMITS__FRAMES_PER_SECOND", "1000000"),
     ("HELPLINE_LIMITS__FRAME_BURST", "1000000"),
+    // Every generated socket comes from 127.0.0.1: the socket caps must not refuse them.
+    ("HELPLINE_LIMITS__SOCKETS_PER_SOURCE", "1000000"),
+    ("HELPLINE_LIMITS__MAX_SOCKETS", "1000000"),
     ("HELPLINE_LOG", "warn"),
 ];
 
@@ -118,7 +121,8 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
         .context("no VmRSS line in /proc/<pid>/status")
 }
 
-/// CPU time (user + system) process `pid` used so far, in seconds (/proc/<pid>/stat).
+/// CPU time (user + system) process `pid` used so far, in seconds (/proc/<pid>/stat). Call
+/// [`clock_ticks`] once before the clock runs: it starts a process, which must not happen mid-run.
 pub fn cpu_secs(pid: u32) -> Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name, which is in parentheses and may hold spaces.
@@ -126,16 +130,25 @@ pub fn cpu_secs(pid: u32) -> Result<f64> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = f.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
         + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    let hz = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .unwrap_or(100.0);
-    Ok(ticks / hz)
+    Ok(ticks / clock_ticks())
+}
+
+/// Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`), read once: starting a process
+/// forks the generator, whose page tables (hundreds of MB of histograms) took ~100 ms to copy,
+/// and the first measurements stalled every sender for that long.
+pub fn clock_ticks() -> f64 {
+    static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *HZ.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or(100.0)
+    })
 }
