@@ -98,10 +98,15 @@ pub async fn contact(mut ws: Ws, mut frame: Frame, plan: Plan, clock: Clock) -> 
                     run.broken = true;
                     break;
                 }
-                let lag = sent_ns.saturating_sub(ns_at(clock, due));
-                let _ = run.lag.record(lag.max(1_000));
-                if lag > LATE_NS {
-                    run.late_sends += 1;
+                // The schedule is judged over the measured seconds only, like the latencies: the
+                // warm-up's first ticks include the time taken to start every sender.
+                let due_ns = ns_at(clock, due);
+                if due_ns >= record_from {
+                    let lag = sent_ns.saturating_sub(due_ns);
+                    let _ = run.lag.record(lag.max(1_000));
+                    if lag > LATE_NS {
+                        run.late_sends += 1;
+                    }
                 }
                 run.sent += 1;
             }
