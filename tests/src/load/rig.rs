@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use crate::{free_port, Gateway, Redis};
 
 /// The gateway settings of every measured run: automatic assignment, counsellors at the validated
-/// maximum capacity, and contact rate limits and frame budgets far above any rate the generator
-/// sends.
+/// maximum capacity, and contact rate limits, frame budgets and socket caps far above anything the
+/// generator does.
 pub const GATEWAY_SETTINGS: &[(&str, &str)] = &[
     ("HELPLINE_ROUTING__ASSIGNMENT", "auto"),
     ("HELPLINE_ROUTING__MAX_CAPACITY", "10"),
@@ -18,6 +18,9 @@ pub const GATEWAY_SETTINGS: &[(&str, &str)] = &[
     // One counsellor's socket carries ten conversations: no frame budget may pace it.
     ("HELPLINE_LIMITS__FRAMES_PER_SECOND", "1000000"),
     ("HELPLINE_LIMITS__FRAME_BURST", "1000000"),
+    // Every generator socket comes from 127.0.0.1, one source (50 sockets by default).
+    ("HELPLINE_LIMITS__SOCKETS_PER_SOURCE", "1000000"),
+    ("HELPLINE_LIMITS__MAX_SOCKETS", "1000000"),
     ("HELPLINE_LOG", "warn"),
 ];
 
