@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 
 use crate::{free_port, Gateway, Redis};
 
@@ -66,6 +66,44 @@ pub fn pinned(bin: &Path, cpus: Option<&str>) -> Result<PathBuf> {
 /// Starts the gateway (`HELPLINE_BIN`, set by the caller) against `redis` with [`GATEWAY_SETTINGS`].
 pub fn gateway(redis: &Redis) -> Result<Gateway> {
     Gateway::start(redis, GATEWAY_SETTINGS)
+}
+
+/// The username of the generator's counsellor `i`.
+pub fn counsellor_name(i: usize) -> String {
+    format!("load{i}")
+}
+
+/// Creates counsellors `0..n` ([`counsellor_name`]) with `capacity` and the comma-separated
+/// `skills(i)`, eight CLI processes at a time.
+pub fn add_counsellors(
+    gw: &Gateway,
+    n: usize,
+    capacity: usize,
+    skills: impl Fn(usize) -> String + Sync,
+) -> Result<()> {
+    let skills = &skills;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(8) {
+        std::thread::scope(|s| -> Result<()> {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|&i| {
+                    s.spawn(move || {
+                        gw.add_user(
+                            &counsellor_name(i),
+                            "counsellor",
+                            &skills(i),
+                            capacity as u32,
+                        )
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().map_err(|_| anyhow!("user add panicked"))??;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
 }
 
 /// A running floor process, killed on drop.
