@@ -68,6 +68,17 @@ pub fn gateway(redis: &Redis) -> Result<Gateway> {
     Gateway::start(redis, GATEWAY_SETTINGS)
 }
 
+/// Starts the gateway with [`GATEWAY_SETTINGS`] and then `extra`, which wins where both set a key.
+pub fn gateway_with(redis: &Redis, extra: &[(&str, &str)]) -> Result<Gateway> {
+    let settings: Vec<(&str, &str)> = GATEWAY_SETTINGS
+        .iter()
+        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+        .chain(extra)
+        .copied()
+        .collect();
+    Gateway::start(redis, &settings)
+}
+
 /// The username of the generator's counsellor `i`.
 pub fn counsellor_name(i: usize) -> String {
     format!("load{i}")
