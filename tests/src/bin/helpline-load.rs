@@ -5,9 +5,10 @@
 //! helpline-load relay [--conversations 1000] [--rates 1000,5000,10000] [--secs 10] [--warmup 2]
 //!                     [--server-cpus 0] [--targets gateway,floor] [--json FILE]
 //! helpline-load idle  [--contacts 10000] [--server-cpus 0] [--targets gateway,floor] [--json FILE]
-//! helpline-load routing [--queued 10000] [--counsellors 500] [--enqueue-rate 50] [--enqueue-secs 5]
-//!                       [--enqueue-counsellors 10] [--queue-sizes 1000,10000,100000]
-//!                       [--samples 300] [--server-cpus 0] [--json FILE]
+//! helpline-load routing [--queued 10000] [--counsellors 500]
+//!                       [--enqueue-rate 50] [--enqueue-secs 5] [--enqueue-counsellors 10]
+//!                       [--queue-sizes 1000,10000,100000] [--samples 300]
+//!                       [--server-cpus 0] [--json FILE]
 //! ```
 //! `routing` runs against the gateway only (`--targets` does not apply).
 //! `--generator-threads N` (default 1) sizes the generator's runtime. Run the generator itself

@@ -6,48 +6,49 @@
 //! (`routing.routed_topics`); a counsellor's skills are languages and topic names.
 //!
 //! 1. **Burst.** `queued` web chat contacts connect, send `start` and get `started`, and stay
-//!    connected (each socket is read, so the gateway's pings are answered). `counsellors`
-//!    counsellors of capacity 1 are logged in on `/ws/agent` but away; counsellor `i` has the skills
-//!    of signature `i % 20` (its language, and its topic if any), so it may take two signatures (one
-//!    without a topic) and every signature has counsellors who may take it once there are 20. Then
-//!    all of them send `status: available` at one instant. Per counsellor: its own status send →
-//!    its `offer` frame. Also the time from the first status send to the last offer (the issue's
-//!    "500 offers within 100 ms") and how many offers came within 100 ms of the first send; and
-//!    Redis's time in scripts over the burst (the `INFO commandstats` delta of `EVALSHA`, below,
-//!    from 10 ms before the first send to the last offer): the status scripts, plus whatever else
-//!    ran meanwhile, mostly the waiting contacts' queue-position reads (positions.lua, each
-//!    contact every 5 s). Every offer is checked: a conversation that was queued, whose required
-//!    skills (the offer's `skills`) the counsellor has, offered to no one else.
+//!    connected. `counsellors` counsellors of capacity 1 are logged in on `/ws/agent` but away
+//!    (while they wait, the generator reads every socket: the gateway closes one that answered no
+//!    ping for 30 s). Counsellor `i` has the skills of signature `i % 20` (its language, and its
+//!    topic if any), so it may take two signatures (one without a topic) and every signature has
+//!    counsellors who may take it once there are 20. Then all of them send `status: available` at
+//!    one instant. Per counsellor: its own status send → its `offer` frame. Also the time from the
+//!    first status send to the last offer (the "500 offers within 100 ms") and how many
+//!    offers came within 100 ms of the first send; and Redis's time in scripts over the burst (the
+//!    `INFO commandstats` delta of `EVALSHA`, below, from 10 ms before the first send to the last
+//!    offer): the status scripts, plus whatever else ran meanwhile, mostly the waiting contacts'
+//!    queue-position reads (positions.lua, each contact every 5 s). Every offer is checked: a
+//!    conversation that was queued, whose required skills (the offer's `skills`) the counsellor
+//!    has, offered to no one else.
 //! 2. **Enqueue → offer with a free counsellor.** The queue is empty; `enqueue_counsellors`
-//!    counsellors with every skill, at the validated maximum capacity, are available. Contacts start
-//!    open-loop at `rate` per second over `secs` seconds (each opens its socket half a second before
-//!    its slot; its send's lag behind the slot is recorded as in the relay). Per contact: its
-//!    `start` send → the `offer` frame at the counsellor. Counsellors stay free by accepting each
-//!    offer and closing the conversation as soon as it is assigned: the room comes back at once.
-//!    Declining would instead put the conversation back in the queue, to be offered again (a
+//!    counsellors with every skill, at the validated maximum capacity, are available. Contacts
+//!    start open-loop at `rate` per second over `secs` seconds (each opens its socket half a second
+//!    before its slot; its send's lag behind the slot is recorded as in the relay). Per contact:
+//!    its `start` send → the `offer` frame at the counsellor. Counsellors stay free by accepting
+//!    each offer and closing the conversation as soon as it is assigned: the room comes back at
+//!    once. Declining would instead put the conversation back in the queue, to be offered again (a
 //!    second decision for one start) after marking the counsellor as having passed on it.
 //! 3. **Decision cost vs queue size.** For each queue size the queue is filled in waves of sockets
-//!    that connect, start, wait for their queue position and close. A web chat conversation whose contact is gone stays `queued`
-//!    until no node has seen its contact for `routing.abandon_after_s` (the abandon sweep of
-//!    sweep.lua reads `seen:contacts`), set here to a year (validation asks only for more than 0);
-//!    the waiting set's size is checked after the fill and after the samples. Then one probe
-//!    counsellor with every skill, capacity 1, repeats: `status: available` → its `offer` (timed
-//!    end to end), then away, accept, close, and one new conversation of the offered one's
-//!    signature joins the back of its queue, so the queue keeps its size and shape. Accepting
-//!    leaves no mark on later decisions: a decline records a pass (`passed:ID`, decline.lua) that
-//!    keeps the counsellor from that conversation for `offer_timeout_s`, and the next decisions would
-//!    read past every head it passed on (common.lua `heads_of`), a cost growing with the number of
-//!    samples rather than the queue; an offer answered at once never lapses either (`lapses`
-//!    set a counsellor away). Going away before the close keeps the freed room from drawing an
-//!    offer outside the clock. The status script's own execution time is the change of Redis's
-//!    `INFO commandstats` line `cmdstat_evalsha` (calls, usec) from just before the status send to
-//!    the offer: it excludes the network, the gateway and any wait behind other commands. A sample
-//!    in which another script ran too (the sweep and the heartbeat run every second) has a calls
-//!    delta above 1 and counts as missing. (SLOWLOG at threshold 0 would name the script, but
-//!    Redis 7 also logs every command a script calls, which slows the script it measures.) The
-//!    first samples warm up and are not recorded. The growth of each median from the smallest
-//!    queue to the largest is reported beside log(largest)/log(smallest), the growth of a decision
-//!    that costs log(queue).
+//!    that connect, start, wait for their queue position and close. A web chat conversation whose
+//!    contact is gone stays `queued` until no node has seen its contact for
+//!    `routing.abandon_after_s` (the abandon sweep of sweep.lua reads `seen:contacts`), set here to
+//!    a year (validation asks only for more than 0); the waiting set's size is checked after the
+//!    fill and after the samples. Then one probe counsellor with every skill, capacity 1, repeats:
+//!    `status: available` → its `offer` (timed end to end), then away, accept, close, and one new
+//!    conversation of the offered one's signature joins the back of its queue, so the queue keeps
+//!    its size and shape. Accepting leaves no mark on later decisions: a decline records a pass
+//!    (`passed:ID`, decline.lua) that keeps the counsellor from that conversation for
+//!    `offer_timeout_s`, and the next decisions would read past every head it passed on (common.lua
+//!    `heads_of`), a cost growing with the number of samples rather than the queue; an offer
+//!    answered at once never lapses either (`lapses` set a counsellor away). Going away before the
+//!    close keeps the freed room from drawing an offer outside the clock. The status script's own
+//!    execution time is the change of Redis's `INFO commandstats` line `cmdstat_evalsha` (calls,
+//!    usec) from just before the status send to the offer: it excludes the network, the gateway and
+//!    any wait behind other commands. A sample in which another script ran too (the sweep and the
+//!    heartbeat run every second) has a calls delta above 1 and counts as missing. (SLOWLOG at
+//!    threshold 0 would name the script, but Redis 7 also logs every command a script calls, which
+//!    slows the script it measures.) The first samples warm up and are not recorded. The growth of
+//!    each median from the smallest queue to the largest is reported beside
+//!    log(largest)/log(smallest), the growth of a decision that costs log(queue).
 //!
 //! Aging and both relaxations are off (0): they would move waiting conversations to another class
 //! or signature while a large queue fills.
@@ -55,7 +56,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use futures_util::{stream, SinkExt, StreamExt, TryStreamExt};
 use redis::aio::MultiplexedConnection;
 use serde::Serialize;
@@ -203,7 +204,8 @@ impl Server {
     }
 }
 
-/// Signature `i` (mod 20): language `i % 5`, and no topic (`i / 5 == 0`) or routed topic `i / 5 - 1`.
+/// Signature `i` (mod 20): language `i % 5`, and no topic (`i / 5 == 0`) or routed topic
+/// `i / 5 - 1`.
 fn signature(i: usize) -> (&'static str, Option<&'static str>) {
     let i = i % SIGNATURES;
     let topic = (i / LANGUAGES.len())
@@ -272,15 +274,26 @@ async fn wait_connected(mut ws: Ws, mut stop: watch::Receiver<bool>) {
     let _ = ws.close(None).await;
 }
 
-/// Runs the burst: `queued` conversations wait, then `counsellors` counsellors go available at once.
+/// Runs the burst: `queued` conversations wait, then `counsellors` counsellors go available at
+/// once.
 pub async fn burst(queued: usize, counsellors: usize) -> Result<BurstResult> {
     let server = Server::start()?;
     let gw = &server.gw;
     // Setup, before any clock runs: blocking the runtime's thread here costs nothing measured.
     add_counsellors(gw, counsellors, 1, signature_skills)?;
-    let sockets: Vec<Ws> = stream::iter(0..counsellors)
-        .map(|i| async move { staff(gw, &counsellor_name(i)).await })
-        .buffered(8)
+    let clock = Clock::start();
+    let (go, going) = watch::channel(None);
+    // Two logins at a time: each hashes a password (Argon2id, 19 MiB), and a gateway starved of
+    // CPU by more times its Redis calls out.
+    let tasks: Vec<_> = stream::iter(0..counsellors)
+        .map(|i| {
+            let going = going.clone();
+            async move {
+                let ws = staff(gw, &counsellor_name(i)).await?;
+                anyhow::Ok(tokio::spawn(go_available(ws, going, clock)))
+            }
+        })
+        .buffered(2)
         .try_collect()
         .await?;
     let (stop, stopped) = watch::channel(false);
@@ -301,12 +314,8 @@ pub async fn burst(queued: usize, counsellors: usize) -> Result<BurstResult> {
     // Let the gateway finish what the starts queued (first queue positions) before the burst.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut redis = server.redis_connection().await?;
-    let clock = Clock::start();
     let at = Instant::now() + Duration::from_millis(200);
-    let tasks: Vec<_> = sockets
-        .into_iter()
-        .map(|ws| tokio::spawn(go_available(ws, at, clock)))
-        .collect();
+    let _ = go.send(Some(at));
     tokio::time::sleep_until(at - Duration::from_millis(10)).await;
     let before = script_totals(&mut redis).await?;
     let mut runs = Vec::with_capacity(tasks.len());
@@ -337,7 +346,27 @@ struct BurstRun {
     _ws: Ws,
 }
 
-async fn go_available(mut ws: Ws, at: Instant, clock: Clock) -> Result<BurstRun> {
+/// A counsellor of the burst: reads its socket (answering the gateway's pings: one silent for 30 s
+/// is closed as gone) until `go` names the burst's instant, then goes available at that instant
+/// and waits for its offer.
+async fn go_available(
+    mut ws: Ws,
+    mut go: watch::Receiver<Option<Instant>>,
+    clock: Clock,
+) -> Result<BurstRun> {
+    let at = loop {
+        tokio::select! {
+            msg = ws.next() => if !matches!(msg, Some(Ok(_))) {
+                bail!("a counsellor's socket closed before the burst");
+            },
+            changed = go.changed() => {
+                changed?;
+                if let Some(at) = *go.borrow() {
+                    break at;
+                }
+            }
+        }
+    };
     tokio::time::sleep_until(at).await;
     let sent_ns = clock.now_ns();
     ws.send(Message::text(AVAILABLE)).await?;
@@ -532,7 +561,6 @@ pub async fn decision(queued: usize, samples: usize) -> Result<DecisionResult> {
     let server = Server::start()?;
     let gw = &server.gw;
     add_counsellors(gw, 1, 1, |_| every_skill())?;
-    let mut ws = staff(gw, &counsellor_name(0)).await?;
     let mut redis = server.redis_connection().await?;
     let filling = Instant::now();
     stream::iter(0..queued)
@@ -544,6 +572,9 @@ pub async fn decision(queued: usize, samples: usize) -> Result<DecisionResult> {
         .try_collect::<Vec<()>>()
         .await?;
     let fill_secs = filling.elapsed().as_secs_f64();
+    // Connected only now: a socket nobody reads answers no ping, and the gateway closes one
+    // silent for 30 s (a large fill takes longer).
+    let mut ws = staff(gw, &counsellor_name(0)).await?;
     let waiting_before: u64 = redis::cmd("ZCARD")
         .arg(WAITING)
         .query_async(&mut redis)
