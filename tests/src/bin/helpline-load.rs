@@ -5,7 +5,12 @@
 //! helpline-load relay [--conversations 1000] [--rates 1000,5000,10000] [--secs 10] [--warmup 2]
 //!                     [--server-cpus 0] [--targets gateway,floor] [--json FILE]
 //! helpline-load idle  [--contacts 10000] [--server-cpus 0] [--targets gateway,floor] [--json FILE]
+//! helpline-load routing [--queued 10000] [--counsellors 500]
+//!                       [--enqueue-rate 50] [--enqueue-secs 5] [--enqueue-counsellors 10]
+//!                       [--queue-sizes 1000,10000,100000] [--samples 300]
+//!                       [--server-cpus 0] [--json FILE]
 //! ```
+//! `routing` runs against the gateway only (`--targets` does not apply).
 //! `--generator-threads N` (default 1) sizes the generator's runtime. Run the generator itself
 //! under `taskset -c 1` to keep it (and the redis-server it starts) off the server's core.
 
@@ -14,7 +19,8 @@ use std::collections::HashMap;
 use anyhow::{bail, Context, Result};
 use helpline_tests::load::relay::{self, RelayParams};
 use helpline_tests::load::rig::{self, Floor};
-use helpline_tests::load::{idle, idle_markdown, relay_markdown};
+use helpline_tests::load::routing::{self, RoutingResult};
+use helpline_tests::load::{idle, idle_markdown, relay_markdown, routing_markdown};
 use helpline_tests::Redis;
 
 fn main() -> Result<()> {
@@ -50,7 +56,10 @@ fn main() -> Result<()> {
     let (markdown, json) = match scenario.as_str() {
         "relay" => runtime.block_on(relay_runs(&opts, &targets, cpus.as_deref()))?,
         "idle" => runtime.block_on(idle_runs(&opts, &targets, cpus.as_deref()))?,
-        _ => bail!("usage: helpline-load relay|idle [--option value …] (see docs/benchmarks.md)"),
+        "routing" => runtime.block_on(routing_run(&opts))?,
+        _ => bail!(
+            "usage: helpline-load relay|idle|routing [--option value …] (see docs/benchmarks.md)"
+        ),
     };
     if let Some(path) = opts.get("json") {
         std::fs::write(path, serde_json::to_string_pretty(&json)?)
@@ -117,6 +126,45 @@ async fn idle_runs(
         results.push(result);
     }
     Ok((idle_markdown(&results), serde_json::to_value(&results)?))
+}
+
+async fn routing_run(opts: &HashMap<String, String>) -> Result<(String, serde_json::Value)> {
+    let queue_sizes: Vec<usize> = opts
+        .get("queue-sizes")
+        .map_or("1000,10000,100000", String::as_str)
+        .split(',')
+        .map(|n| {
+            n.parse()
+                .with_context(|| format!("{n} is not a queue size"))
+        })
+        .collect::<Result<_>>()?;
+    let burst = routing::burst(
+        num(opts, "queued", 10_000.0)? as usize,
+        num(opts, "counsellors", 500.0)? as usize,
+    )
+    .await?;
+    eprintln!("{}", serde_json::to_string(&burst)?);
+    let enqueue = routing::enqueue(
+        num(opts, "enqueue-rate", 50.0)?,
+        num(opts, "enqueue-secs", 5.0)?,
+        num(opts, "enqueue-counsellors", 10.0)? as usize,
+    )
+    .await?;
+    eprintln!("{}", serde_json::to_string(&enqueue)?);
+    let samples = num(opts, "samples", 300.0)? as usize;
+    let mut decision = Vec::new();
+    for queued in queue_sizes {
+        let result = routing::decision(queued, samples).await?;
+        eprintln!("{}", serde_json::to_string(&result)?);
+        decision.push(result);
+    }
+    let result = RoutingResult {
+        growth: routing::growth(&decision),
+        burst,
+        enqueue,
+        decision,
+    };
+    Ok((routing_markdown(&result), serde_json::to_value(&result)?))
 }
 
 fn num(opts: &HashMap<String, String>, key: &str, default: f64) -> Result<f64> {

@@ -8,8 +8,7 @@ use futures_util::SinkExt;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::conn::{open, Ws};
-use super::relay::wait_for;
+use super::conn::{open, wait_for, Ws};
 use super::rig::rss_kib;
 
 /// What an idle run measured.

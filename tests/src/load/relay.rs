@@ -6,20 +6,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
-use futures_util::{SinkExt, StreamExt};
+use anyhow::{anyhow, Context, Result};
+use futures_util::SinkExt;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::conn::{open, Ws};
+use super::conn::{available, open, staff, wait_for, Ws};
 use super::drive::{self, ContactRun, Plan};
 use super::frames::{Clock, Frame};
-use super::rig::{cpu_secs, CAPACITY};
+use super::rig::{add_counsellors, counsellor_name, cpu_secs, CAPACITY};
 use super::stats::{histogram, Delivery, Latency, Schedule};
-use crate::{login, Gateway};
+use crate::Gateway;
 
 /// What to run.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -54,14 +54,15 @@ pub struct RelayResult {
 pub async fn gateway(gw: &Gateway, pid: u32, p: RelayParams) -> Result<RelayResult> {
     let counsellors = p.conversations.div_ceil(CAPACITY);
     // Setup, before any clock runs: blocking the runtime's thread here costs nothing measured.
-    add_counsellors(gw, counsellors)?;
+    add_counsellors(gw, counsellors, CAPACITY, |_| "en".into())?;
     let clock = Clock::start();
     let (stop, stopped) = watch::channel(false);
     // Samples count from the end of the warm-up, known once every contact is assigned.
     let record_from = Arc::new(AtomicU64::new(u64::MAX));
     let mut staff_tasks = Vec::new();
     for i in 0..counsellors {
-        let ws = counsellor_socket(gw, &format!("load{i}")).await?;
+        let mut ws = staff(gw, &counsellor_name(i)).await?;
+        available(&mut ws).await?;
         let (stopped, record_from) = (stopped.clone(), record_from.clone());
         staff_tasks.push(tokio::spawn(drive::counsellor(
             ws,
@@ -227,38 +228,6 @@ fn summarize(
     }
 }
 
-/// Creates `n` counsellors (`load0`…) who speak English, at the maximum capacity, eight CLI
-/// processes at a time.
-fn add_counsellors(gw: &Gateway, n: usize) -> Result<()> {
-    for chunk in (0..n).collect::<Vec<_>>().chunks(8) {
-        std::thread::scope(|s| -> Result<()> {
-            let handles: Vec<_> = chunk
-                .iter()
-                .map(|i| {
-                    s.spawn(move || {
-                        gw.add_user(&format!("load{i}"), "counsellor", "en", CAPACITY as u32)
-                    })
-                })
-                .collect();
-            for h in handles {
-                h.join().map_err(|_| anyhow!("user add panicked"))??;
-            }
-            Ok(())
-        })?;
-    }
-    Ok(())
-}
-
-/// Logs `username` in, opens `/ws/agent` and goes available.
-async fn counsellor_socket(gw: &Gateway, username: &str) -> Result<Ws> {
-    let cookie = login(gw, username).await?;
-    let mut ws = open(gw.port, "/ws/agent", Some(&cookie)).await?;
-    ws.send(Message::text(r#"{"type":"status","status":"available"}"#))
-        .await?;
-    wait_for(&mut ws, "status").await?;
-    Ok(ws)
-}
-
 /// Opens `/ws/chat`, starts a conversation in English and waits until a counsellor has it.
 async fn assigned_contact(port: u16) -> Result<(String, Ws)> {
     let mut ws = open(port, "/ws/chat", None).await?;
@@ -271,27 +240,4 @@ async fn assigned_contact(port: u16) -> Result<(String, Ws)> {
         .to_owned();
     wait_for(&mut ws, "assigned").await?;
     Ok((conv, ws))
-}
-
-/// The next frame of type `kind`, skipping others, within 30 s.
-pub async fn wait_for(ws: &mut Ws, kind: &str) -> Result<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let msg = tokio::time::timeout_at(deadline, ws.next())
-            .await
-            .map_err(|_| anyhow!("no {kind} frame within 30 s"))?;
-        match msg {
-            Some(Ok(Message::Text(t))) => {
-                let v: serde_json::Value = serde_json::from_str(&t)?;
-                if v["type"] == kind {
-                    return Ok(v);
-                }
-                if v["type"] == "error" {
-                    bail!("waiting for {kind}, the gateway answered {v}");
-                }
-            }
-            Some(Ok(_)) => {}
-            None | Some(Err(_)) => bail!("the socket closed while waiting for {kind}"),
-        }
-    }
 }

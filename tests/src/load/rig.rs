@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 
 use crate::{free_port, Gateway, Redis};
 
@@ -18,7 +18,7 @@ pub const GATEWAY_SETTINGS: &[(&str, &str)] = &[
     // One counsellor's socket carries ten conversations: no frame budget may pace it.
     ("HELPLINE_LIMITS__FRAMES_PER_SECOND", "1000000"),
     ("HELPLINE_LIMITS__FRAME_BURST", "1000000"),
-    // Every generated socket comes from 127.0.0.1: the socket caps must not refuse them.
+    // Every generator socket comes from 127.0.0.1, one source (50 sockets by default).
     ("HELPLINE_LIMITS__SOCKETS_PER_SOURCE", "1000000"),
     ("HELPLINE_LIMITS__MAX_SOCKETS", "1000000"),
     ("HELPLINE_LOG", "warn"),
@@ -66,6 +66,55 @@ pub fn pinned(bin: &Path, cpus: Option<&str>) -> Result<PathBuf> {
 /// Starts the gateway (`HELPLINE_BIN`, set by the caller) against `redis` with [`GATEWAY_SETTINGS`].
 pub fn gateway(redis: &Redis) -> Result<Gateway> {
     Gateway::start(redis, GATEWAY_SETTINGS)
+}
+
+/// Starts the gateway with [`GATEWAY_SETTINGS`] and then `extra`, which wins where both set a key.
+pub fn gateway_with(redis: &Redis, extra: &[(&str, &str)]) -> Result<Gateway> {
+    let settings: Vec<(&str, &str)> = GATEWAY_SETTINGS
+        .iter()
+        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+        .chain(extra)
+        .copied()
+        .collect();
+    Gateway::start(redis, &settings)
+}
+
+/// The username of the generator's counsellor `i`.
+pub fn counsellor_name(i: usize) -> String {
+    format!("load{i}")
+}
+
+/// Creates counsellors `0..n` ([`counsellor_name`]) with `capacity` and the comma-separated
+/// `skills(i)`, eight CLI processes at a time.
+pub fn add_counsellors(
+    gw: &Gateway,
+    n: usize,
+    capacity: usize,
+    skills: impl Fn(usize) -> String + Sync,
+) -> Result<()> {
+    let skills = &skills;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(8) {
+        std::thread::scope(|s| -> Result<()> {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|&i| {
+                    s.spawn(move || {
+                        gw.add_user(
+                            &counsellor_name(i),
+                            "counsellor",
+                            &skills(i),
+                            capacity as u32,
+                        )
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().map_err(|_| anyhow!("user add panicked"))??;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
 }
 
 /// A running floor process, killed on drop.
