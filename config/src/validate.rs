@@ -291,6 +291,9 @@ fn security(security: &Security, p: &mut Problems) {
     );
 }
 
+/// The longest span of time a routing setting may name, in seconds: ten years.
+const MAX_SPAN_S: u64 = 315_360_000;
+
 fn routing(routing: &Routing, p: &mut Problems) {
     p.positive(
         "routing.offer_timeout_s",
@@ -307,6 +310,23 @@ fn routing(routing: &Routing, p: &mut Problems) {
         routing.abandon_after_s,
         "drop a child who reloads the page",
     );
+    // The scripts work in milliseconds: a longer span would overflow there.
+    let spans = [
+        ("routing.offer_timeout_s", routing.offer_timeout_s),
+        ("routing.agent_grace_s", routing.agent_grace_s),
+        ("routing.aging_s", routing.aging_s),
+        ("routing.relax_topic_s", routing.relax_topic_s),
+        ("routing.relax_language_s", routing.relax_language_s),
+        ("routing.abandon_after_s", routing.abandon_after_s),
+    ];
+    for (key, value) in spans {
+        if value > MAX_SPAN_S {
+            p.add(
+                key,
+                format!("is {value}; use at most {MAX_SPAN_S} seconds (ten years)"),
+            );
+        }
+    }
     capacity(routing, p);
     if routing.languages.is_empty() {
         p.add(

@@ -98,6 +98,11 @@ const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 /// Channels whose contacts are told little while they wait (see [`ScriptSettings`]): SMS.
 pub const SPARING_CHANNELS: &[&str] = &["sms"];
 
+/// Seconds as milliseconds; validation keeps every span far below where this could saturate.
+fn ms(s: u64) -> u64 {
+    s.saturating_mul(1000)
+}
+
 /// The routing settings every script receives, from the configuration.
 pub fn script_settings(config: &Config) -> ScriptSettings {
     let r = &config.routing;
@@ -106,14 +111,14 @@ pub fn script_settings(config: &Config) -> ScriptSettings {
             Assignment::Offer => "offer",
             Assignment::Auto => "auto",
         },
-        offer_timeout_ms: r.offer_timeout_s * 1000,
+        offer_timeout_ms: ms(r.offer_timeout_s),
         lapses_before_away: r.lapses_before_away,
         // Presence is counted from the last heartbeat, up to one tick before the socket closed.
-        agent_grace_ms: r.agent_grace_s * 1000 + sweeper::TICK_MS,
-        aging_ms: r.aging_s * 1000,
-        relax_topic_ms: r.relax_topic_s * 1000,
-        relax_language_ms: r.relax_language_s * 1000,
-        abandon_ms: r.abandon_after_s * 1000 + sweeper::TICK_MS,
+        agent_grace_ms: ms(r.agent_grace_s).saturating_add(sweeper::TICK_MS),
+        aging_ms: ms(r.aging_s),
+        relax_topic_ms: ms(r.relax_topic_s),
+        relax_language_ms: ms(r.relax_language_s),
+        abandon_ms: ms(r.abandon_after_s).saturating_add(sweeper::TICK_MS),
         sparing_channels: SPARING_CHANNELS.to_vec(),
         stats_keep_s: retention::stats_keep_s(&config.retention),
     }

@@ -238,6 +238,16 @@ const CASES: &[(Breaker, &str, &str)] = &[
         "65537",
     ),
     (
+        |c| c.routing.abandon_after_s = 18_446_744_073_709_552,
+        "routing.abandon_after_s",
+        "use at most 315360000 seconds",
+    ),
+    (
+        |c| c.routing.offer_timeout_s = u64::MAX,
+        "routing.offer_timeout_s",
+        "use at most 315360000 seconds",
+    ),
+    (
         |c| c.webchat.buffer_bytes = 1023,
         "webchat.buffer_bytes",
         "1024 to 1048576",
