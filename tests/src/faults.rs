@@ -156,11 +156,7 @@ impl DurableRedis {
 
     /// Runs redis-cli against this server and returns its output.
     pub fn cli(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()?;
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        crate::redis_cli(self.port, args)
     }
 }
 

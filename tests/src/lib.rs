@@ -24,6 +24,28 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+/// Runs redis-cli against the server on `port` and returns its output.
+pub fn redis_cli(port: u16, args: &[&str]) -> Result<String> {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The value of the first line of the gateway's `/metrics` that starts with `line_start`.
+pub async fn metric(gw: &Gateway, line_start: &str) -> Result<Option<f64>> {
+    let text = reqwest::get(format!("{}/metrics", gw.base()))
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok()))
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -108,11 +130,7 @@ impl Redis {
 
     /// Runs redis-cli against this server and returns its output.
     pub fn cli(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()?;
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        redis_cli(self.port, args)
     }
 
     /// Every key with every value (strings, hashes, sets, zsets, lists, streams), as raw text.

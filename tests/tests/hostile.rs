@@ -22,18 +22,6 @@ fn no_panic(gw: &Gateway) {
     assert!(!log.contains("panicked"), "the gateway panicked:\n{log}");
 }
 
-async fn metric(gw: &Gateway, line_start: &str) -> Result<Option<f64>> {
-    let text = reqwest::get(format!("{}/metrics", gw.base()))
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok()))
-}
-
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]

@@ -35,18 +35,6 @@ async fn available(gw: &Gateway, username: &str) -> Result<Staff> {
     Ok(staff)
 }
 
-async fn metric(gw: &Gateway, line_start: &str) -> Result<Option<f64>> {
-    let text = reqwest::get(format!("{}/metrics", gw.base()))
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok()))
-}
-
 fn text_of(body: &Value) -> &str {
     body["text"].as_str().unwrap_or("")
 }
