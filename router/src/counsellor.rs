@@ -59,12 +59,13 @@ impl Router {
             &skills,
             &account.display_name,
         );
-        let status = self.guarded("register", register).await?;
+        let registered = self.guarded("register", register).await?;
+        self.observe(&registered.events);
         // Seen at once, so a counsellor who drops within the first second is still re-queued.
         let seen = store.heartbeat(std::slice::from_ref(&account.username), &[]);
         self.guarded("heartbeat", seen).await?;
         let mut desk = self.desk(&account.username).await?;
-        desk.status = status;
+        desk.status = registered.status;
         Ok(desk)
     }
 

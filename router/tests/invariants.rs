@@ -1,12 +1,14 @@
 //! Property tests of the routing invariants (DESIGN.md, "Routing" and "Conversations"), driving the
 //! Redis `Store` directly with random sequences of arrivals, status changes, accepts, declines,
-//! closes, contact endings, transfers, urgency changes and sweeps, and reading the whole routing
+//! closes, contact endings, transfers, urgency changes, reconnections with a new capacity and
+//! sweeps, and reading the whole routing
 //! state back from Redis after every step:
 //!
 //! 1. no double assignment: an active conversation is held by exactly one counsellor, an offered one
 //!    is offered to exactly one;
-//! 2. capacity: a counsellor's active plus offered conversations never exceed their capacity, and
-//!    the `load` / `offers` counters match the sets;
+//! 2. capacity: a counsellor's active plus offered conversations never exceed their capacity, the
+//!    `load` / `offers` counters match the sets, and the `free` set (the only counsellors a decision
+//!    reads) holds exactly the available counsellors with room;
 //! 3. no conversation lost: every conversation is in exactly one of queued (one queue and `waiting`),
 //!    offered, active, or ended (and then in no queue or offer set);
 //! 4. order: dispatch is work-conserving (no queued conversation is left while an available
@@ -89,6 +91,12 @@ enum Op {
         level: usize,
         raise: bool,
     },
+    /// `c` connects again with capacity `capacity` (raised to what they hold, as an account's
+    /// capacity lowered below a counsellor's load is beyond what this test checks).
+    Reconnect {
+        c: usize,
+        capacity: u32,
+    },
     Sweep,
 }
 
@@ -112,9 +120,10 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         3 => (c.clone(), pick.clone()).prop_map(|(c, pick)| Op::Close { c, pick }),
         1 => pick.clone().prop_map(|pick| Op::End { pick }),
         2 => (c.clone(), pick.clone()).prop_map(|(c, pick)| Op::Transfer { c, pick }),
-        2 => (c.clone(), pick.clone(), c).prop_map(|(c, pick, to)| Op::TransferTo { c, pick, to }),
+        2 => (c.clone(), pick.clone(), c.clone()).prop_map(|(c, pick, to)| Op::TransferTo { c, pick, to }),
         2 => (pick, 0usize..4, any::<bool>())
             .prop_map(|(pick, level, raise)| Op::Urgency { pick, level, raise }),
+        1 => (c, 1u32..=3).prop_map(|(c, capacity)| Op::Reconnect { c, capacity }),
         1 => Just(Op::Sweep),
     ]
 }
@@ -159,6 +168,7 @@ impl AgentSnap {
 struct Snapshot {
     now: i64,
     available: BTreeSet<String>,
+    free: BTreeSet<String>,
     sigs: BTreeSet<String>,
     waiting: Vec<(String, f64)>,
     offers: Vec<(String, f64)>,
@@ -327,6 +337,7 @@ async fn snapshot(
     let mut pipe = redis::pipe();
     pipe.cmd("TIME")
         .smembers(k("available"))
+        .smembers(k("free"))
         .smembers(k("sigs"))
         .zrange_withscores(k("waiting"), 0, -1)
         .zrange_withscores(k("offers"), 0, -1)
@@ -348,6 +359,7 @@ async fn snapshot(
     let mut next = || replies.next().unwrap_or(redis::Value::Nil);
     let time: (i64, i64) = redis::from_redis_value(next())?;
     let available: BTreeSet<String> = redis::from_redis_value(next())?;
+    let free: BTreeSet<String> = redis::from_redis_value(next())?;
     let sigs: BTreeSet<String> = redis::from_redis_value(next())?;
     let waiting: Vec<(String, f64)> = redis::from_redis_value(next())?;
     let offers: Vec<(String, f64)> = redis::from_redis_value(next())?;
@@ -365,6 +377,7 @@ async fn snapshot(
     let mut snap = Snapshot {
         now: time.0 * 1000 + time.1 / 1000,
         available,
+        free,
         sigs,
         waiting,
         offers,
@@ -404,7 +417,7 @@ struct Model {
 }
 
 fn check_state(snap: &Snapshot, model: &Model) -> Result<(), String> {
-    // Capacity and counters (2), and the available set.
+    // Capacity and counters (2), and the available and free sets.
     for (u, a) in &snap.agents {
         let cap = a.num("capacity");
         let (nc, no) = (a.convs.len() as i64, a.offered.len() as i64);
@@ -433,6 +446,14 @@ fn check_state(snap: &Snapshot, model: &Model) -> Result<(), String> {
                 "{u}: status {} but in available set: {}",
                 a.status(),
                 snap.available.contains(u)
+            ));
+        }
+        let room = cap - nc - no;
+        if (a.status() == "available" && room > 0) != snap.free.contains(u) {
+            return Err(format!(
+                "{u}: status {}, room {room}, but in free set: {}",
+                a.status(),
+                snap.free.contains(u)
             ));
         }
     }
@@ -747,11 +768,11 @@ async fn run_steps(
     let prefix = prefix.to_owned();
     let agents: Vec<String> = (0..case.agents.len()).map(|i| format!("c{i}")).collect();
     for (u, &(cap, skills)) in agents.iter().zip(&case.agents) {
-        let status = store
+        let registered = store
             .register_agent(u, cap, AGENT_SKILLS[skills], &format!("Counsellor {u}"))
             .await
             .map_err(|e| fail(e.to_string()))?;
-        prop_assert_eq!(status, "away");
+        prop_assert_eq!(registered.status, "away");
     }
 
     let mut model = Model::default();
@@ -926,6 +947,21 @@ async fn run_steps(
                 let category = if raise { "self_harm" } else { "" };
                 let out = store.set_urgency(&id, level, raise, category).await;
                 (out, expected.to_owned(), false, Some(id))
+            }
+            Op::Reconnect { c, capacity } => {
+                let u = agent(c);
+                let held = snap
+                    .agents
+                    .get(u)
+                    .map_or(0, |a| a.convs.len() + a.offered.len());
+                let capacity = capacity.max(held as u32);
+                let skills = AGENT_SKILLS[case.agents[c % agents.len()].1];
+                let out = store
+                    .register_agent(u, capacity, skills, &format!("Counsellor {u}"))
+                    .await;
+                // The status it had stays (available or away): only an unknown counsellor starts away.
+                let status = snap.agents.get(u).map_or("away", |a| a.status());
+                (out, status.to_owned(), true, None)
             }
             Op::Sweep => (store.sweep().await, "ok".to_owned(), true, None),
         };

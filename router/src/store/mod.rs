@@ -220,6 +220,23 @@ impl Store {
         self.run(&self.scripts.status, &[agent, status]).await
     }
 
+    /// Writes a counsellor's routing profile (from their account) when they connect; one seen for
+    /// the first time, or lost earlier, starts `away`. The outcome's status is the counsellor's.
+    pub async fn register_agent(
+        &self,
+        username: &str,
+        capacity: u32,
+        skills: &str,
+        display: &str,
+    ) -> Result<Outcome, StoreError> {
+        let capacity = capacity.to_string();
+        self.run(
+            &self.scripts.register,
+            &[username, &capacity, skills, display],
+        )
+        .await
+    }
+
     /// Closes an active conversation; `by` is its counsellor, or `None` for a supervisor.
     pub async fn close(
         &self,

@@ -110,38 +110,6 @@ impl Store {
         Ok(entries.into_iter().map(stored_message).collect())
     }
 
-    /// Writes a counsellor's routing profile (from their account) when they connect; a counsellor
-    /// seen for the first time, or lost earlier, starts `away`.
-    pub async fn register_agent(
-        &self,
-        username: &str,
-        capacity: u32,
-        skills: &str,
-        display: &str,
-    ) -> Result<String, StoreError> {
-        let key = self.keys.agent(username);
-        let mut conn = self.conn();
-        let (_, status): ((), Option<String>) = redis::pipe()
-            .hset_multiple(
-                &key,
-                &[
-                    ("capacity", capacity.to_string().as_str()),
-                    ("skills", skills),
-                    ("display", display),
-                ],
-            )
-            .hget(&key, "status")
-            .query_async(&mut conn)
-            .await?;
-        match status.as_deref() {
-            Some("available") | Some("away") => Ok(status.unwrap_or_default()),
-            _ => {
-                let _: () = conn.hset(&key, "status", "away").await?;
-                Ok("away".into())
-            }
-        }
-    }
-
     pub async fn agent(&self, username: &str) -> Result<AgentRecord, StoreError> {
         let (status, load, offers, capacity): (
             Option<String>,

@@ -22,6 +22,8 @@
 --   P agent:U:convs      set    active conversations of U
 --   P agent:U:offered    set    conversations offered to U
 --   P available          set    counsellors whose status is available
+--   P free               set    available counsellors with room (capacity above load + offers): the
+--                               only ones a decision reads, kept by refresh_free on every change
 --   P seen:agents        zset   counsellor -> last heartbeat (ms) of any node holding their socket
 --   P seen:contacts      zset   conversation -> last heartbeat (ms) of the node holding the contact
 --   P waits:URGENCY      list   the last 20 waits (ms) of that class, for estimates
@@ -137,6 +139,18 @@ local function agent_free(u)
   return (tonumber(a[1]) or 0) - (tonumber(a[2]) or 0) - (tonumber(a[3]) or 0)
 end
 
+-- Keeps counsellor u in the free set exactly while they are available with room; called by every
+-- step that changes a counsellor's status, capacity, load or offers.
+local function refresh_free(u)
+  local a = redis.call('HMGET', P .. 'agent:' .. u, 'status', 'capacity', 'load', 'offers')
+  local room = (tonumber(a[2]) or 0) - (tonumber(a[3]) or 0) - (tonumber(a[4]) or 0)
+  if a[1] == 'available' and room > 0 then
+    redis.call('SADD', P .. 'free', u)
+  else
+    redis.call('SREM', P .. 'free', u)
+  end
+end
+
 -- An offer (or, in auto mode, the conversation itself) goes to counsellor u.
 local function activate(id, u)
   local ckey = P .. 'conv:' .. id
@@ -148,6 +162,7 @@ local function activate(id, u)
   redis.call('HDEL', ckey, 'offered_to', 'offer_expires')
   redis.call('HINCRBY', akey, 'load', 1)
   redis.call('SADD', akey .. ':convs', id)
+  refresh_free(u)
   local f = redis.call('HMGET', ckey, 'queued_at', 'urgency', 'channel')
   local wait = NOW - tonumber(f[1])
   if first then redis.call('HSET', ckey, 'wait_ms', wait) end
@@ -168,6 +183,7 @@ local function offer(id, u)
   redis.call('HSET', ckey, 'state', 'offered', 'offered_to', u, 'offer_expires', expires)
   redis.call('HINCRBY', akey, 'offers', 1)
   redis.call('SADD', akey .. ':offered', id)
+  refresh_free(u)
   redis.call('ZADD', P .. 'offers', expires, id)
   emit({ k = 'offer', conv = id, agent = u, expires_ms = expires })
 end
@@ -180,6 +196,7 @@ local function revoke(id, reason)
   local akey = P .. 'agent:' .. u
   redis.call('HINCRBY', akey, 'offers', -1)
   redis.call('SREM', akey .. ':offered', id)
+  refresh_free(u)
   redis.call('ZREM', P .. 'offers', id)
   redis.call('HDEL', ckey, 'offered_to', 'offer_expires')
   emit({ k = 'revoked', conv = id, agent = u, reason = reason })
@@ -260,6 +277,7 @@ local function release(id, u)
   if redis.call('SREM', akey .. ':convs', id) == 1 then
     redis.call('HINCRBY', akey, 'load', -1)
     redis.call('HSET', akey, 'idle_since', NOW)
+    refresh_free(u)
   end
 end
 
@@ -272,6 +290,7 @@ local function set_status(u, status)
   else
     redis.call('SREM', P .. 'available', u)
   end
+  refresh_free(u)
   emit({ k = 'status', agent = u, status = status })
 end
 
@@ -335,10 +354,10 @@ local function is_live(state)
   return state == 'queued' or state == 'offered' or state == 'active'
 end
 
--- A counsellor's skills as a set; language and topic requirements are plain skills.
-local function skill_set(u)
+-- A counsellor's skills (comma list) as a set; language and topic requirements are plain skills.
+local function skill_set(list)
   local set = {}
-  for _, s in ipairs(split(hget(P .. 'agent:' .. u, 'skills'))) do set[s] = true end
+  for _, s in ipairs(split(list)) do set[s] = true end
   return set
 end
 
@@ -375,19 +394,19 @@ local function heads_of(sig, eligible_free, out)
   end
 end
 
--- Hands queued conversations to free counsellors until no more pairs fit. A decision reads the
--- heads of each requirement signature's queue that some free counsellor may take, never the whole
--- queue: the most urgent, longest-waiting head is offered to the least loaded, then longest idle,
--- of the free counsellors who may take it.
+-- Hands queued conversations to free counsellors until no more pairs fit. A decision reads only
+-- the free counsellors (the free set: never the busy ones) and the heads of each requirement
+-- signature's queue that one of them may take, never the whole queue: the most urgent,
+-- longest-waiting head is offered to the least loaded, then longest idle, of the free counsellors
+-- who may take it.
 local function dispatch()
   for _ = 1, 100 do
+    if redis.call('SCARD', P .. 'sigs') == 0 then return end
     local free = {}
-    for _, u in ipairs(redis.call('SMEMBERS', P .. 'available')) do
-      if agent_free(u) > 0 then
-        local a = redis.call('HMGET', P .. 'agent:' .. u, 'load', 'offers', 'idle_since')
-        table.insert(free, { name = u, busy = (tonumber(a[1]) or 0) + (tonumber(a[2]) or 0),
-                             idle = tonumber(a[3]) or 0, skills = skill_set(u) })
-      end
+    for _, u in ipairs(redis.call('SMEMBERS', P .. 'free')) do
+      local a = redis.call('HMGET', P .. 'agent:' .. u, 'load', 'offers', 'idle_since', 'skills')
+      table.insert(free, { name = u, busy = (tonumber(a[1]) or 0) + (tonumber(a[2]) or 0),
+                           idle = tonumber(a[3]) or 0, skills = skill_set(a[4]) })
     end
     if #free == 0 then return end
     table.sort(free, function(a, b)
