@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::conversation::now_ms;
 use crate::events::Event;
 use crate::Router;
 
@@ -120,23 +121,22 @@ impl Router {
     }
 
     /// The gauges are the same on every node (they read Redis), so any node's value is right.
+    /// The queue is read by class (urgency and channel), a size and a head each, never whole.
     async fn refresh_gauges(&self) -> Result<(), crate::RouterError> {
         let t = self.telemetry();
-        let queue = self.queue().await?;
-        t.clear_queue_waiting();
-        for v in &queue {
-            t.queue_waiting
-                .with_label_values(&[v.urgency.as_str(), &v.channel])
-                .inc();
-            let longest = t
-                .queue_longest_wait_seconds
-                .with_label_values(&[v.urgency.as_str()]);
-            longest.set(
-                longest
-                    .get()
-                    .max(i64::try_from(v.waited_s).unwrap_or(i64::MAX)),
-            );
-        }
+        let classes = t.queue_classes();
+        let read = self.store().queue_classes(&classes);
+        let now = now_ms();
+        let counts: Vec<(u64, u64)> = self
+            .guarded("queue", read)
+            .await?
+            .into_iter()
+            .map(|(waiting, oldest)| {
+                let waited_ms = oldest.map_or(0, |t| now.saturating_sub(t));
+                (waiting, u64::try_from(waited_ms / 1000).unwrap_or(0))
+            })
+            .collect();
+        t.set_queue(&classes, &counts);
         let counsellors = self.counsellors().await?;
         for status in ["available", "away", "offline"] {
             let n = counsellors.iter().filter(|c| c.status == status).count();

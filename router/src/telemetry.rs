@@ -273,19 +273,34 @@ impl Telemetry {
         t
     }
 
-    /// Sets every `helpline_queue_waiting` series to zero (and drops those of channels that are
-    /// not enabled) before a recount.
-    pub fn clear_queue_waiting(&self) {
-        self.queue_waiting.reset();
+    /// The (urgency, channel) classes of the queue gauges: every urgency of web chat and of each
+    /// enabled channel.
+    pub fn queue_classes(&self) -> Vec<(&'static str, &str)> {
+        std::iter::once("webchat")
+            .chain(self.channels.iter().map(String::as_str))
+            .flat_map(|channel| URGENCIES.map(|urgency| (urgency, channel)))
+            .collect()
+    }
+
+    /// Sets the queue gauges from a recount: per class of `queue_classes`, how many wait and how
+    /// long (s) the oldest of them has waited.
+    pub fn set_queue(&self, classes: &[(&str, &str)], counts: &[(u64, u64)]) {
         for urgency in URGENCIES {
+            let longest = counts
+                .iter()
+                .zip(classes)
+                .filter(|(_, (u, _))| *u == urgency)
+                .map(|((_, waited_s), _)| *waited_s)
+                .max()
+                .unwrap_or(0);
             self.queue_longest_wait_seconds
                 .with_label_values(&[urgency])
-                .set(0);
+                .set(i64::try_from(longest).unwrap_or(i64::MAX));
         }
-        for channel in std::iter::once("webchat").chain(self.channels.iter().map(String::as_str)) {
-            for urgency in URGENCIES {
-                self.queue_waiting.with_label_values(&[urgency, channel]);
-            }
+        for ((urgency, channel), (waiting, _)) in classes.iter().zip(counts) {
+            self.queue_waiting
+                .with_label_values(&[urgency, channel])
+                .set(i64::try_from(*waiting).unwrap_or(i64::MAX));
         }
     }
 
@@ -559,13 +574,23 @@ mod tests {
     }
 
     #[test]
-    fn the_queue_recount_keeps_enabled_channels_at_zero() {
+    fn the_queue_recount_sets_every_class_and_the_longest_wait_per_urgency() {
         let t = Telemetry::with_channels(&["sms"]);
-        t.queue_waiting.with_label_values(&["high", "sms"]).set(3);
-        t.queue_longest_wait_seconds
-            .with_label_values(&["high"])
-            .set(42);
-        t.clear_queue_waiting();
+        let classes = t.queue_classes();
+        assert_eq!(classes.len(), 8);
+        let count = |u: &str, c: &str| match (u, c) {
+            ("high", "sms") => (3, 42),
+            ("high", "webchat") => (1, 7),
+            _ => (0, 0),
+        };
+        let counts: Vec<_> = classes.iter().map(|(u, c)| count(u, c)).collect();
+        t.set_queue(&classes, &counts);
+        let text = t.render();
+        assert!(text.contains(r#"helpline_queue_waiting{channel="sms",urgency="high"} 3"#));
+        assert!(text.contains(r#"helpline_queue_waiting{channel="webchat",urgency="high"} 1"#));
+        assert!(text.contains(r#"helpline_queue_longest_wait_seconds{urgency="high"} 42"#));
+        // A recount with the queue empty sets every series back to zero.
+        t.set_queue(&classes, &vec![(0, 0); classes.len()]);
         let text = t.render();
         assert!(text.contains(r#"helpline_queue_waiting{channel="sms",urgency="high"} 0"#));
         assert!(text.contains(r#"helpline_queue_longest_wait_seconds{urgency="high"} 0"#));

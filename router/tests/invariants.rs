@@ -10,7 +10,9 @@
 //!    `load` / `offers` counters match the sets, and the `free` set (the only counsellors a decision
 //!    reads) holds exactly the available counsellors with room;
 //! 3. no conversation lost: every conversation is in exactly one of queued (one queue and `waiting`),
-//!    offered, active, or ended (and then in no queue or offer set);
+//!    offered, active, or ended (and then in no queue or offer set); the sets kept beside the queue
+//!    (`waiting:URGENCY:CHANNEL` for the gauges, `due:STAGE` for the sweep) hold exactly the queued
+//!    conversations of their class and those with that stage still ahead;
 //! 4. order: dispatch is work-conserving (no queued conversation is left while an available
 //!    counsellor with room and the skill, who has not passed on it, exists), and a counsellor is
 //!    never handed a conversation of a lower class than a queued one they could have taken.
@@ -174,6 +176,8 @@ struct Snapshot {
     offers: Vec<(String, f64)>,
     /// signature -> queued ids with their scores
     queues: BTreeMap<String, Vec<(String, f64)>>,
+    /// `waiting:URGENCY:CHANNEL` and `due:STAGE` (key without the prefix) -> ids with their scores
+    beside: BTreeMap<String, Vec<(String, f64)>>,
     agents: BTreeMap<String, AgentSnap>,
     convs: BTreeMap<String, HashMap<String, String>>,
     passed: BTreeMap<String, HashMap<String, i64>>,
@@ -345,6 +349,9 @@ async fn snapshot(
         .arg(QUEUES_SCRIPT)
         .arg(0)
         .arg(k("queue:*"));
+    for pattern in ["waiting:*", "due:*"] {
+        pipe.cmd("EVAL").arg(QUEUES_SCRIPT).arg(0).arg(k(pattern));
+    }
     for u in agents {
         pipe.hgetall(k(&format!("agent:{u}")));
         pipe.smembers(k(&format!("agent:{u}:convs")));
@@ -364,16 +371,19 @@ async fn snapshot(
     let waiting: Vec<(String, f64)> = redis::from_redis_value(next())?;
     let offers: Vec<(String, f64)> = redis::from_redis_value(next())?;
     let queue_rows: Vec<redis::Value> = redis::from_redis_value(next())?;
-    let mut queues = BTreeMap::new();
-    for pair in queue_rows.chunks(2) {
-        let key: String = redis::from_redis_value(pair[0].clone())?;
-        let flat: Vec<String> =
-            redis::from_redis_value(pair.get(1).cloned().unwrap_or(redis::Value::Nil))?;
-        queues.insert(
-            key[prefix.len() + "queue:".len()..].to_owned(),
-            scored(flat),
-        );
-    }
+    let zsets = |rows: Vec<redis::Value>, skip: usize| {
+        let mut out = BTreeMap::new();
+        for pair in rows.chunks(2) {
+            let key: String = redis::from_redis_value(pair[0].clone())?;
+            let flat: Vec<String> =
+                redis::from_redis_value(pair.get(1).cloned().unwrap_or(redis::Value::Nil))?;
+            out.insert(key[skip..].to_owned(), scored(flat));
+        }
+        Ok::<_, redis::RedisError>(out)
+    };
+    let queues = zsets(queue_rows, prefix.len() + "queue:".len())?;
+    let mut beside = zsets(redis::from_redis_value(next())?, prefix.len())?;
+    beside.extend(zsets(redis::from_redis_value(next())?, prefix.len())?);
     let mut snap = Snapshot {
         now: time.0 * 1000 + time.1 / 1000,
         available,
@@ -382,6 +392,7 @@ async fn snapshot(
         waiting,
         offers,
         queues,
+        beside,
         ..Snapshot::default()
     };
     for u in agents {
@@ -502,6 +513,36 @@ fn check_state(snap: &Snapshot, model: &Model) -> Result<(), String> {
         return Err(format!(
             "sigs {:?} but non-empty queues {:?}",
             snap.sigs, nonempty
+        ));
+    }
+
+    // The sets beside the queue (3): each queued conversation in its class and in the stages still
+    // ahead of it, by first queue time, and nothing else.
+    let mut expected: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
+    for id in snap.queued() {
+        let field = |f: &str| snap.conv_field(id, f).unwrap_or("");
+        let at: f64 = field("queued_at").parse().unwrap_or(f64::NAN);
+        let mut keys = vec![format!("waiting:{}:{}", field("urgency"), field("channel"))];
+        if field("aged") != "1" {
+            keys.push("due:aging".into());
+        }
+        if !matches!(field("relaxed"), "1" | "2") {
+            keys.push("due:topic".into());
+        }
+        if field("relaxed") != "2" {
+            keys.push("due:language".into());
+        }
+        for key in keys {
+            expected.entry(key).or_default().push((id.to_owned(), at));
+        }
+    }
+    for members in expected.values_mut() {
+        members.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    }
+    if expected != snap.beside {
+        return Err(format!(
+            "sets beside the queue {:?}, expected {expected:?}",
+            snap.beside
         ));
     }
 

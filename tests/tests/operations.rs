@@ -176,6 +176,35 @@ async fn live_metrics_pass_promtool_and_name_no_one() -> Result<()> {
     Ok(())
 }
 
+/// The queue gauges are refreshed every 5 s from the sets kept beside the queue (one per urgency
+/// and channel), never by reading the queue; they count who waits and how long the oldest has.
+#[tokio::test]
+async fn the_queue_gauges_count_who_waits() -> Result<()> {
+    let redis = Redis::start()?;
+    let gw = Gateway::start(&redis, &[])?;
+    let _first = Contact::start(&gw, "ro").await?;
+    let _second = Contact::start(&gw, "ru").await?;
+    let waiting = r#"helpline_queue_waiting{channel="webchat",urgency="normal"}"#;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while metric(&gw, waiting).await? != Some(2.0) {
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "{waiting} is not 2 within 15 s: {:?}",
+                metric(&gw, waiting).await?
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let high = r#"helpline_queue_waiting{channel="webchat",urgency="high"}"#;
+    assert_eq!(metric(&gw, high).await?, Some(0.0));
+    // Refreshed at least a second after the first start: the oldest has waited a while.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let longest = r#"helpline_queue_longest_wait_seconds{urgency="normal"}"#;
+    let waited = metric(&gw, longest).await?.unwrap_or(0.0);
+    assert!(waited >= 1.0, "{longest} is {waited}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn logs_hold_no_text_address_ip_or_secret_and_key_sessions_by_log_id() -> Result<()> {
     const REDIS_PASSWORD: &str = "CANARY-REDISPW-0e9f";

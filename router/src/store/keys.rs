@@ -69,6 +69,11 @@ impl Keys {
         self.key(&["waiting"])
     }
 
+    /// Zset of the queued conversations of one urgency and channel, by first queue time.
+    pub fn waiting_class(&self, urgency: &str, channel: &str) -> String {
+        self.key(&["waiting", urgency, channel])
+    }
+
     /// Zset: counsellor -> last time a node holding their socket said so.
     pub fn seen_agents(&self) -> String {
         self.key(&["seen", "agents"])

@@ -162,6 +162,24 @@ impl Store {
         Ok((count, oldest.first().map(|(_, t)| *t)))
     }
 
+    /// For each (urgency, channel) class, how many wait and the first queue time (ms) of the
+    /// oldest: two cheap commands a class in one round trip, however long the queue.
+    pub async fn queue_classes(
+        &self,
+        classes: &[(&str, &str)],
+    ) -> Result<Vec<(u64, Option<i64>)>, StoreError> {
+        let mut pipe = redis::pipe();
+        for (urgency, channel) in classes {
+            let key = self.keys.waiting_class(urgency, channel);
+            pipe.zcard(&key).zrange_withscores(&key, 0, 0);
+        }
+        let replies: Vec<(u64, Vec<(String, i64)>)> = pipe.query_async(&mut self.conn()).await?;
+        Ok(replies
+            .into_iter()
+            .map(|(count, oldest)| (count, oldest.first().map(|(_, t)| *t)))
+            .collect())
+    }
+
     /// Many conversations' records in one round trip.
     pub async fn conversations(
         &self,

@@ -16,6 +16,10 @@
 --   P queue:SIG          zset   queued conversation ids of one requirement signature, by score
 --   P sigs               set    signatures whose queue is not empty
 --   P waiting            zset   every queued conversation, by first queue time (ms)
+--   P waiting:URGENCY:CHANNEL  zset  the queued conversations of one urgency and channel, by first
+--                               queue time (ms): the queue gauges read their sizes and heads
+--   P due:STAGE          zset   queued conversations that may still reach a stage by waiting (aging,
+--                               topic, language: see sweep.lua), by first queue time (ms)
 --   P offers             zset   offered conversations, by offer expiry (ms)
 --   P passed:ID          hash   counsellor -> ms until which they are not offered ID again
 --   P agent:U            hash   status, capacity, skills, display, load, offers, idle_since, lapses
@@ -116,22 +120,41 @@ local function score_of(ckey)
   return string.format('%.0f', r * CLASS_SPAN + tonumber(f[3]))
 end
 
+-- The stages a waiting conversation reaches by waiting long enough (sweep.lua), each with whether
+-- it is still ahead given the conversation's `aged` and `relaxed` fields.
+local DUE = {
+  aging = function(aged, _) return aged ~= '1' end,
+  topic = function(_, relaxed) return relaxed ~= '1' and relaxed ~= '2' end,
+  language = function(_, relaxed) return relaxed ~= '2' end,
+}
+
+-- A conversation joins its signature's queue and the sets kept beside the queue (so nothing has to
+-- scan the queue): every waiting one by first queue time, those of its urgency and channel, and
+-- the stages still ahead of it. Only these two functions change them.
 local function enqueue(id)
   local ckey = P .. 'conv:' .. id
-  local sig = sig_of(hget(ckey, 'skills'))
+  local f = redis.call('HMGET', ckey, 'skills', 'queued_at', 'urgency', 'channel', 'aged', 'relaxed')
+  local sig, at, urgency = sig_of(f[1]), f[2], f[3] or 'normal'
   redis.call('HSET', ckey, 'state', 'queued')
   redis.call('HDEL', ckey, 'offered_to', 'offer_expires', 'counsellor')
   redis.call('ZADD', P .. 'queue:' .. sig, score_of(ckey), id)
   redis.call('SADD', P .. 'sigs', sig)
-  redis.call('ZADD', P .. 'waiting', hget(ckey, 'queued_at'), id)
+  redis.call('ZADD', P .. 'waiting', at, id)
+  redis.call('ZADD', P .. 'waiting:' .. urgency .. ':' .. (f[4] or 'unknown'), at, id)
+  for stage, ahead in pairs(DUE) do
+    if ahead(f[5], f[6]) then redis.call('ZADD', P .. 'due:' .. stage, at, id) end
+  end
 end
 
 local function unqueue(id)
-  local sig = sig_of(hget(P .. 'conv:' .. id, 'skills'))
+  local f = redis.call('HMGET', P .. 'conv:' .. id, 'skills', 'urgency', 'channel')
+  local sig, urgency = sig_of(f[1]), f[2] or 'normal'
   local qkey = P .. 'queue:' .. sig
   redis.call('ZREM', qkey, id)
   if redis.call('ZCARD', qkey) == 0 then redis.call('SREM', P .. 'sigs', sig) end
   redis.call('ZREM', P .. 'waiting', id)
+  redis.call('ZREM', P .. 'waiting:' .. urgency .. ':' .. (f[3] or 'unknown'), id)
+  for stage in pairs(DUE) do redis.call('ZREM', P .. 'due:' .. stage, id) end
 end
 
 local function agent_free(u)

@@ -33,41 +33,36 @@ for _, u in ipairs(redis.call('ZRANGEBYSCORE', P .. 'seen:agents', '-inf', NOW -
   redis.call('ZREM', P .. 'seen:agents', u)
 end
 
--- Aging and relaxation look only at conversations that have waited long enough.
-local function waited_longer_than(ms)
+-- Aging and relaxation read only the conversations due a stage (due:STAGE, kept by enqueue and
+-- unqueue), never all that waited long; at most DUE_BATCH per stage and sweep, the rest next time.
+local DUE_BATCH = 1000
+local function due(stage, ms)
   if ms <= 0 then return {} end
-  return redis.call('ZRANGEBYSCORE', P .. 'waiting', '-inf', NOW - ms)
+  return redis.call('ZRANGEBYSCORE', P .. 'due:' .. stage, '-inf', NOW - ms, 'LIMIT', 0, DUE_BATCH)
 end
 
+-- Re-queues a queued conversation with a field changed (and its requirements, if given).
 local function move(id, skills, field, value)
   local ckey = P .. 'conv:' .. id
-  if hget(ckey, 'state') ~= 'queued' then return end
   unqueue(id)
   redis.call('HSET', ckey, field, value)
   if skills ~= nil then redis.call('HSET', ckey, 'skills', skills) end
   enqueue(id)
 end
 
-for _, id in ipairs(waited_longer_than(S.aging_ms)) do
-  if hget(P .. 'conv:' .. id, 'aged') == '0' then move(id, nil, 'aged', '1') end
-end
+for _, id in ipairs(due('aging', S.aging_ms)) do move(id, nil, 'aged', '1') end
 
-for _, id in ipairs(waited_longer_than(S.relax_topic_ms)) do
+for _, id in ipairs(due('topic', S.relax_topic_ms)) do
   local ckey = P .. 'conv:' .. id
-  if hget(ckey, 'relaxed') == '0' then
-    local lang = hget(ckey, 'lang')
-    local keep = {}
-    for _, s in ipairs(split(hget(ckey, 'skills'))) do
-      if s == lang then table.insert(keep, s) end
-    end
-    move(id, table.concat(keep, ','), 'relaxed', '1')
+  local lang = hget(ckey, 'lang')
+  local keep = {}
+  for _, s in ipairs(split(hget(ckey, 'skills'))) do
+    if s == lang then table.insert(keep, s) end
   end
+  move(id, table.concat(keep, ','), 'relaxed', '1')
 end
 
-for _, id in ipairs(waited_longer_than(S.relax_language_ms)) do
-  local r = hget(P .. 'conv:' .. id, 'relaxed')
-  if r == '0' or r == '1' then move(id, '', 'relaxed', '2') end
-end
+for _, id in ipairs(due('language', S.relax_language_ms)) do move(id, '', 'relaxed', '2') end
 
 -- A waiting contact no node has seen for abandon_after: they left.
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'seen:contacts', '-inf', NOW - S.abandon_ms)) do

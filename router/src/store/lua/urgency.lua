@@ -7,12 +7,11 @@ if not is_live(state) then return finish('not_live') end
 local current = hget(ckey, 'urgency') or 'normal'
 if mode == 'raise' and RANK[level] >= RANK[current] then return finish('unchanged') end
 if level == current then return finish('unchanged') end
+-- A queued conversation leaves the queue and joins it again: its score and its urgency's sets change.
+if state == 'queued' then unqueue(id) end
 redis.call('HSET', ckey, 'urgency', level)
 if category ~= '' then redis.call('HSET', ckey, 'category', category) end
-if state == 'queued' then
-  local sig = sig_of(hget(ckey, 'skills'))
-  redis.call('ZADD', P .. 'queue:' .. sig, score_of(ckey), id)
-end
+if state == 'queued' then enqueue(id) end
 emit({ k = 'urgency', conv = id, agent = hget(ckey, 'counsellor') or hget(ckey, 'offered_to'),
        urgency = level, category = category })
 return finish()
