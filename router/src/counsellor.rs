@@ -2,6 +2,8 @@
 //! views of the queue and of the counsellors. The router checks ownership here; the gateway checks
 //! roles before calling.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::accounts::{Account, Role};
@@ -104,6 +106,22 @@ impl Router {
     /// One conversation as staff see it.
     pub async fn conversation_view(&self, conv: &str) -> Result<ConversationView, RouterError> {
         let rec = self.conversation_record(conv).await?;
+        Ok(ConversationView::from_record(conv, &rec, now_ms()))
+    }
+
+    /// What a counsellor is shown of a conversation offered to them: from the offer event's
+    /// fields, or read when the event has none.
+    pub async fn offered_view(
+        &self,
+        conv: &str,
+        fields: &HashMap<String, String>,
+    ) -> Result<ConversationView, RouterError> {
+        if fields.is_empty() {
+            return self.conversation_view(conv).await;
+        }
+        let rec = ConversationRecord {
+            fields: fields.clone(),
+        };
         Ok(ConversationView::from_record(conv, &rec, now_ms()))
     }
 

@@ -4,6 +4,8 @@
 //!
 //! Events carry ids, pseudonymous aliases and sealed text only; never clear text or an address.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 
 use crate::conversation::Urgency;
@@ -14,11 +16,14 @@ use crate::conversation::Urgency;
 pub enum Event {
     /// A conversation joined the queue.
     Queued { conv: String, channel: String },
-    /// A conversation is offered to a counsellor until `expires_ms`.
+    /// A conversation is offered to a counsellor until `expires_ms`; `view` holds the fields of
+    /// the conversation the counsellor is shown (empty when published by an older node).
     Offer {
         conv: String,
         agent: String,
         expires_ms: i64,
+        #[serde(default)]
+        view: HashMap<String, String>,
     },
     /// An offer ended: `accepted`, `declined`, `timeout` or `ended`.
     Revoked {

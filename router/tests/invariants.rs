@@ -692,9 +692,22 @@ fn check_order(
 ) -> Result<(), String> {
     for ev in events {
         let (conv, agent) = match ev {
-            Event::Offer { conv, agent, .. } => {
+            Event::Offer {
+                conv, agent, view, ..
+            } => {
                 if auto {
                     return Err(format!("an offer ({conv} to {agent}) in auto mode"));
+                }
+                // It carries what its counsellor is shown, as stored.
+                let shown = ["alias", "channel", "lang", "urgency", "skills", "relaxed"];
+                let wrong = shown.into_iter().chain(["queued_at", "state"]).find(|k| {
+                    let carried = view.get(*k).map(String::as_str).filter(|v| !v.is_empty());
+                    carried != snap.conv_field(conv, k)
+                });
+                if snap.conv_field(conv, "offered_to") == Some(agent.as_str()) {
+                    if let Some(k) = wrong {
+                        return Err(format!("the offer of {conv} shows {k} {:?}", view.get(k)));
+                    }
                 }
                 (conv, agent)
             }

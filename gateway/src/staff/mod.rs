@@ -354,8 +354,9 @@ impl Session {
                 conv,
                 agent,
                 expires_ms,
+                view,
             } if agent == me => {
-                let Ok(view) = self.router.conversation_view(conv).await else {
+                let Ok(view) = self.router.offered_view(conv, view).await else {
                     return Ok(());
                 };
                 let left = (expires_ms - helpline_router::conversation::now_ms()).max(0) / 1000;

@@ -147,14 +147,16 @@ local function enqueue(id)
 end
 
 local function unqueue(id)
-  local f = redis.call('HMGET', P .. 'conv:' .. id, 'skills', 'urgency', 'channel')
+  local f = redis.call('HMGET', P .. 'conv:' .. id, 'skills', 'urgency', 'channel', 'aged', 'relaxed')
   local sig, urgency = sig_of(f[1]), f[2] or 'normal'
   local qkey = P .. 'queue:' .. sig
   redis.call('ZREM', qkey, id)
   if redis.call('ZCARD', qkey) == 0 then redis.call('SREM', P .. 'sigs', sig) end
   redis.call('ZREM', P .. 'waiting', id)
   redis.call('ZREM', P .. 'waiting:' .. urgency .. ':' .. (f[3] or 'unknown'), id)
-  for stage in pairs(DUE) do redis.call('ZREM', P .. 'due:' .. stage, id) end
+  for stage, ahead in pairs(DUE) do
+    if ahead(f[4], f[5]) then redis.call('ZREM', P .. 'due:' .. stage, id) end
+  end
 end
 
 local function agent_free(u)
@@ -198,6 +200,10 @@ local function activate(id, u)
   notify(id, 'assigned', { counsellor = display })
 end
 
+-- What a counsellor is shown of an offered conversation (the fields of its view), carried by the
+-- offer event so that no node has to read it back before showing the offer.
+local OFFER_VIEW = { 'alias', 'channel', 'lang', 'urgency', 'skills', 'relaxed', 'queued_at' }
+
 local function offer(id, u)
   local ckey = P .. 'conv:' .. id
   local akey = P .. 'agent:' .. u
@@ -208,7 +214,12 @@ local function offer(id, u)
   redis.call('SADD', akey .. ':offered', id)
   refresh_free(u)
   redis.call('ZADD', P .. 'offers', expires, id)
-  emit({ k = 'offer', conv = id, agent = u, expires_ms = expires })
+  local f = redis.call('HMGET', ckey, unpack(OFFER_VIEW))
+  local view = { state = 'offered' }
+  for i, name in ipairs(OFFER_VIEW) do
+    if f[i] then view[name] = f[i] end
+  end
+  emit({ k = 'offer', conv = id, agent = u, expires_ms = expires, view = view })
 end
 
 -- Takes back the standing offer of conversation id (if any); returns the counsellor it was offered to.
