@@ -10,12 +10,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
 
+use crate::contact::QueueStatus;
 use crate::events::Event;
 
 /// What a socket task receives.
 #[derive(Debug, Clone)]
 pub enum Delivery {
     Event(Arc<Event>),
+    /// A waiting contact's place in the queue (the node asks for all of its contacts in batches).
+    Queue(QueueStatus),
     /// Live events may have been missed (the pub/sub connection was lost): re-read the state.
     Resync,
 }
@@ -145,16 +148,27 @@ impl Hub {
         let mut reg = self.lock();
         let conv = event.conversation().map(str::to_owned);
         let agent = staff_target(&event).map(str::to_owned);
+        let delivery = Delivery::Event(event.clone());
         let mut sent_to = Vec::new();
         if let Some(conv) = &conv {
             if contact_sees(&event) {
-                send(&mut reg.contacts, conv, &event, &mut sent_to);
+                send(&mut reg.contacts, conv, &delivery, &mut sent_to);
             }
-            send(&mut reg.watchers, conv, &event, &mut sent_to);
+            send(&mut reg.watchers, conv, &delivery, &mut sent_to);
         }
         if let Some(agent) = &agent {
-            send(&mut reg.staff, agent, &event, &mut sent_to);
+            send(&mut reg.staff, agent, &delivery, &mut sent_to);
         }
+    }
+
+    /// Tells the local contact sockets of conversation `conv` their place in the queue.
+    pub fn tell_queue(&self, conv: &str, status: QueueStatus) {
+        send(
+            &mut self.lock().contacts,
+            conv,
+            &Delivery::Queue(status),
+            &mut Vec::new(),
+        );
     }
 
     /// Tells every local socket to re-read its state (after live events may have been missed).
@@ -170,8 +184,8 @@ impl Hub {
     }
 }
 
-/// Sends to the subscribers under `key` that have not had this event yet; drops the stuck ones.
-fn send(subs: &mut Subs, key: &str, event: &Arc<Event>, sent_to: &mut Vec<u64>) {
+/// Sends to the subscribers under `key` that have not had this delivery yet; drops the stuck ones.
+fn send(subs: &mut Subs, key: &str, delivery: &Delivery, sent_to: &mut Vec<u64>) {
     let Some(list) = subs.get_mut(key) else {
         return;
     };
@@ -180,7 +194,7 @@ fn send(subs: &mut Subs, key: &str, event: &Arc<Event>, sent_to: &mut Vec<u64>) 
             return true;
         }
         sent_to.push(*id);
-        match tx.try_send(Delivery::Event(event.clone())) {
+        match tx.try_send(delivery.clone()) {
             Ok(()) => true,
             Err(_) => {
                 tracing::warn!("a socket could not keep up; closing it so its client resumes");

@@ -17,6 +17,11 @@ pub(crate) const TICK_MS: u64 = 1000;
 const TICK: Duration = Duration::from_millis(TICK_MS);
 /// How often the queue and counsellor gauges are refreshed.
 const GAUGES_EVERY: u32 = 5;
+/// How often, in ticks, a waiting web chat contact hears their place in the queue (the contract's
+/// "at most every 5 s"): each tick asks for a fifth of this node's contacts.
+const QUEUE_EVERY: u32 = 5;
+/// Conversations asked about in one script call, so that none holds Redis for long.
+const QUEUE_BATCH: usize = 500;
 
 impl Router {
     /// Runs the background work until `shutdown` fires.
@@ -88,6 +93,7 @@ impl Router {
         loop {
             tokio::select! { _ = shutdown.cancelled() => return, _ = interval.tick() => {} }
             self.sweep_once().await;
+            self.tell_queue_positions(n % QUEUE_EVERY).await;
             self.follow_key_version().await;
             self.expire_break_glass().await;
             n = n.wrapping_add(1);
@@ -121,6 +127,27 @@ impl Router {
     }
 
     /// The gauges are the same on every node (they read Redis), so any node's value is right.
+    /// Tells this node's contact sockets in `share` (of `QUEUE_EVERY`) their place in the queue: a
+    /// few script calls for all of them, rather than one call per waiting contact.
+    async fn tell_queue_positions(&self, share: u32) {
+        let convs: Vec<String> = self
+            .hub()
+            .contact_conversations()
+            .into_iter()
+            .filter(|c| share_of(c) == share)
+            .collect();
+        for batch in convs.chunks(QUEUE_BATCH) {
+            let Ok(statuses) = self.queue_status(batch).await else {
+                return;
+            };
+            for (conv, status) in batch.iter().zip(statuses) {
+                if matches!(status.state.as_str(), "queued" | "offered") {
+                    self.hub().tell_queue(conv, status);
+                }
+            }
+        }
+    }
+
     /// The queue is read by class (urgency and channel), a size and a head each, never whole.
     async fn refresh_gauges(&self) -> Result<(), crate::RouterError> {
         let t = self.telemetry();
@@ -146,4 +173,12 @@ impl Router {
         }
         Ok(())
     }
+}
+
+/// Which of the `QUEUE_EVERY` ticks tells the contact of conversation `conv` (ids are random, so
+/// the shares are even).
+fn share_of(conv: &str) -> u32 {
+    conv.bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % QUEUE_EVERY
 }

@@ -72,3 +72,24 @@ async fn contact_reaches_a_counsellor_and_the_transcript_is_in_order() -> anyhow
     );
     Ok(())
 }
+
+/// A waiting contact hears their place move up as the queue moves (the node asks for all of its
+/// waiting contacts' places every few seconds, the contract's "at most every 5 s").
+#[tokio::test]
+async fn a_waiting_contact_hears_their_place_move_up() -> anyhow::Result<()> {
+    let redis = Redis::start()?;
+    let gw = Gateway::start(&redis, &[])?;
+    let mut first = Contact::start(&gw, "ro").await?;
+    assert_eq!(first.client.expect("queued", SECS_5).await?["position"], 1);
+    let mut second = Contact::start(&gw, "ro").await?;
+    assert_eq!(second.client.expect("queued", SECS_5).await?["position"], 2);
+
+    first.client.send(json!({"type": "end"})).await?;
+    first.client.expect("ended", SECS_5).await?;
+    let moved = second
+        .client
+        .expect("queued", std::time::Duration::from_secs(8))
+        .await?;
+    assert_eq!(moved["position"], 1, "{moved}");
+    Ok(())
+}

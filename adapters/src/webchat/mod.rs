@@ -13,15 +13,13 @@ use std::time::{Duration, Instant};
 
 use helpline_router::hub::Subscription;
 use helpline_router::store::ConversationRecord;
-use helpline_router::{Delivery, Event, Router, RouterError};
+use helpline_router::{Delivery, Event, QueueStatus, Router, RouterError};
 use tokio_util::sync::CancellationToken;
 
 use crate::throttle::{pause, Admission, Throttle};
 use crate::{Close, FrameSocket, Inbound};
 use frames::{ContactFrame, Refusal};
 
-/// How often a waiting contact's queue position is checked (the contract's "at most every 5 s").
-const QUEUE_EVERY: Duration = Duration::from_secs(5);
 /// Typing signals forwarded at most this often.
 const TYPING_EVERY: Duration = Duration::from_secs(2);
 
@@ -226,8 +224,6 @@ impl Session {
             return stop;
         }
         let mut bad = Strikes::new(self.router.config().webchat.max_bad_frames);
-        let mut queue_tick = tokio::time::interval(QUEUE_EVERY);
-        queue_tick.tick().await;
         // The handlers are boxed: a future is as large as the largest state it can be in, and
         // thousands of contacts sit idle in this loop. Unboxed, each would keep room for a whole
         // Redis call chain; boxed, that room is taken only while a frame or event is handled.
@@ -244,8 +240,9 @@ impl Session {
                     None => Err(Stop::Close(Close::TRY_AGAIN)),
                     Some(Delivery::Resync) => Box::pin(self.catch_up(socket)).await,
                     Some(Delivery::Event(ev)) => Box::pin(self.on_event(socket, &ev)).await,
+                    // The node asks for its waiting contacts' places every few seconds.
+                    Some(Delivery::Queue(status)) => Box::pin(self.show_queue(socket, status)).await,
                 },
-                _ = queue_tick.tick(), if self.waiting => Box::pin(self.send_queue(socket)).await,
             };
             if let Err(stop) = step {
                 return stop;
@@ -295,6 +292,7 @@ impl Session {
         Ok((self.conv.clone(), record))
     }
 
+    /// Tells the contact their place in the queue now (after `start`, `resume` or a hand-over).
     async fn send_queue<S: FrameSocket>(&mut self, socket: &mut S) -> Result<(), Stop> {
         let Ok(status) = self
             .router
@@ -303,10 +301,19 @@ impl Session {
         else {
             return Ok(());
         };
-        let Some(s) = status.into_iter().next() else {
-            return Ok(());
-        };
-        if s.state != "queued" && s.state != "offered" {
+        match status.into_iter().next() {
+            Some(s) => self.show_queue(socket, s).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Shows a waiting contact their place when it changed.
+    async fn show_queue<S: FrameSocket>(
+        &mut self,
+        socket: &mut S,
+        s: QueueStatus,
+    ) -> Result<(), Stop> {
+        if !self.waiting || (s.state != "queued" && s.state != "offered") {
             return Ok(());
         }
         let now = (s.position, s.estimated_wait_s);

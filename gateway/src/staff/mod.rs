@@ -148,6 +148,7 @@ impl Session {
                     None => Err(Close::TRY_AGAIN),
                     Some(Delivery::Resync) => self.hello(socket).await,
                     Some(Delivery::Event(ev)) => self.on_event(socket, &ev).await,
+                    Some(Delivery::Queue(_)) => Ok(()),
                 },
                 _ = queue_tick.tick() => self.queue_summary(socket).await,
             };
