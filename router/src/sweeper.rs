@@ -55,6 +55,10 @@ impl Router {
             }
             backoff = Duration::from_millis(100);
             if !first {
+                // Redis may have restarted or failed over: its script cache may be empty.
+                if let Err(e) = self.store().load_scripts().await {
+                    tracing::debug!(error = %e, "scripts not loaded; each loads on its first call");
+                }
                 self.hub().resync_all();
             }
             first = false;

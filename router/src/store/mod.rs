@@ -143,7 +143,21 @@ impl Store {
             .ping()
             .await
             .map_err(|e| StoreError::Unreachable(redact_url(url), e.to_string()))?;
+        store.load_scripts().await?;
         Ok(store)
+    }
+
+    /// Puts every script in Redis's script cache. A script missing from it is loaded by its first
+    /// call (EVALSHA, then SCRIPT LOAD and EVALSHA again), but every call made before that load
+    /// lands finds it missing too: 500 counsellors going available at once had Redis compile the
+    /// status script 500 times. So all are loaded when a node connects and again after Redis
+    /// restarted or failed over (see `sweeper.rs`).
+    pub async fn load_scripts(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        for script in self.scripts.all() {
+            let _: String = script.prepare_invoke().load_async(&mut conn).await?;
+        }
+        Ok(())
     }
 
     pub fn keys(&self) -> &Keys {

@@ -137,6 +137,32 @@ pub struct Scripts {
 }
 
 impl Scripts {
+    /// Every script, to put them all in Redis's script cache at once.
+    pub fn all(&self) -> [&Script; 20] {
+        [
+            &self.create,
+            &self.accept,
+            &self.decline,
+            &self.status,
+            &self.register,
+            &self.close,
+            &self.end,
+            &self.transfer,
+            &self.urgency,
+            &self.message,
+            &self.sweep,
+            &self.positions,
+            &self.heartbeat,
+            &self.erase,
+            &self.retention,
+            &self.outbox_beat,
+            &self.lease,
+            &self.rewrap,
+            &self.login,
+            &self.break_glass,
+        ]
+    }
+
     pub fn load() -> Self {
         Self {
             create: script(include_str!("lua/create.lua")),
