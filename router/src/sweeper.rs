@@ -134,12 +134,7 @@ impl Router {
     /// Tells this node's contact sockets in `share` (of `QUEUE_EVERY`) their place in the queue: a
     /// few script calls for all of them, rather than one call per waiting contact.
     async fn tell_queue_positions(&self, share: u32) {
-        let convs: Vec<String> = self
-            .hub()
-            .contact_conversations()
-            .into_iter()
-            .filter(|c| share_of(c) == share)
-            .collect();
+        let convs = self.hub().contact_conversations(|c| share_of(c) == share);
         for batch in convs.chunks(QUEUE_BATCH) {
             let Ok(statuses) = self.queue_status(batch).await else {
                 return;

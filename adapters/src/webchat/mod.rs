@@ -241,7 +241,7 @@ impl Session {
                     Some(Delivery::Resync) => Box::pin(self.catch_up(socket)).await,
                     Some(Delivery::Event(ev)) => Box::pin(self.on_event(socket, &ev)).await,
                     // The node asks for its waiting contacts' places every few seconds.
-                    Some(Delivery::Queue(status)) => Box::pin(self.show_queue(socket, status)).await,
+                    Some(Delivery::Queue(status)) => Box::pin(self.show_queue(socket, *status)).await,
                 },
             };
             if let Err(stop) = step {
