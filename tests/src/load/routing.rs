@@ -15,10 +15,10 @@
 //!    first status send to the last offer (the "500 offers within 100 ms") and how many
 //!    offers came within 100 ms of the first send; and Redis's time in scripts over the burst (the
 //!    `INFO commandstats` delta of `EVALSHA`, below, from 10 ms before the first send to the last
-//!    offer): the status scripts, plus whatever else ran meanwhile, mostly the waiting contacts'
-//!    queue-position reads (positions.lua, each contact every 5 s). Every offer is checked: a
-//!    conversation that was queued, whose required skills (the offer's `skills`) the counsellor
-//!    has, offered to no one else.
+//!    offer): the status scripts, plus whatever else ran meanwhile (the node's sweep, heartbeat and
+//!    its batched ask for its waiting contacts' queue places, each once a second). Every offer is
+//!    checked: a conversation that was queued, whose required skills (the offer's `skills`) the
+//!    counsellor has, offered to no one else.
 //! 2. **Enqueue → offer with a free counsellor.** The queue is empty; `enqueue_counsellors`
 //!    counsellors with every skill, at the validated maximum capacity, are available. Contacts
 //!    start open-loop at `rate` per second over `secs` seconds (each opens its socket half a second
