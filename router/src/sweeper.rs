@@ -130,7 +130,6 @@ impl Router {
         }
     }
 
-    /// The gauges are the same on every node (they read Redis), so any node's value is right.
     /// Tells this node's contact sockets in `share` (of `QUEUE_EVERY`) their place in the queue: a
     /// few script calls for all of them, rather than one call per waiting contact.
     async fn tell_queue_positions(&self, share: u32) {
@@ -147,6 +146,7 @@ impl Router {
         }
     }
 
+    /// The gauges are the same on every node (they read Redis), so any node's value is right.
     /// The queue is read by class (urgency and channel), a size and a head each, never whole.
     async fn refresh_gauges(&self) -> Result<(), crate::RouterError> {
         let t = self.telemetry();

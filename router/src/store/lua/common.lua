@@ -159,17 +159,17 @@ local function unqueue(id)
   end
 end
 
-local function agent_free(u)
-  local a = redis.call('HMGET', P .. 'agent:' .. u, 'capacity', 'load', 'offers')
-  return (tonumber(a[1]) or 0) - (tonumber(a[2]) or 0) - (tonumber(a[3]) or 0)
+-- A counsellor's status, and their room: capacity less active conversations and standing offers.
+local function room_of(u)
+  local a = redis.call('HMGET', P .. 'agent:' .. u, 'status', 'capacity', 'load', 'offers')
+  return a[1], (tonumber(a[2]) or 0) - (tonumber(a[3]) or 0) - (tonumber(a[4]) or 0)
 end
 
 -- Keeps counsellor u in the free set exactly while they are available with room; called by every
 -- step that changes a counsellor's status, capacity, load or offers.
 local function refresh_free(u)
-  local a = redis.call('HMGET', P .. 'agent:' .. u, 'status', 'capacity', 'load', 'offers')
-  local room = (tonumber(a[2]) or 0) - (tonumber(a[3]) or 0) - (tonumber(a[4]) or 0)
-  if a[1] == 'available' and room > 0 then
+  local status, room = room_of(u)
+  if status == 'available' and room > 0 then
     redis.call('SADD', P .. 'free', u)
   else
     redis.call('SREM', P .. 'free', u)

@@ -8,8 +8,8 @@ local u = hget(ckey, 'counsellor')
 if by ~= '' and u ~= by then return finish('not_yours') end
 if target ~= '' then
   if target == u then return finish('same_counsellor') end
-  local status = hget(P .. 'agent:' .. target, 'status')
-  if status ~= 'available' or agent_free(target) <= 0 then return finish('counsellor_unavailable') end
+  local status, room = room_of(target)
+  if status ~= 'available' or room <= 0 then return finish('counsellor_unavailable') end
 end
 release(id, u)
 handed_back(id, u, nil)
