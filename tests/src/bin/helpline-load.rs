@@ -34,12 +34,13 @@ fn main() -> Result<()> {
         opts.insert(flag.trim_start_matches("--").to_owned(), value);
     }
     let cpus = opts.get("server-cpus").cloned();
-    // The harness starts `HELPLINE_BIN`: the gateway built beside this binary, pinned if asked.
-    // Set before any thread exists.
-    if std::env::var_os("HELPLINE_BIN").is_none() {
-        let bin = rig::pinned(&rig::sibling("helpline"), cpus.as_deref())?;
-        std::env::set_var("HELPLINE_BIN", bin);
-    }
+    // The harness starts `HELPLINE_BIN`: the gateway the caller names there (another build, to
+    // compare), else the one built beside this binary; pinned if asked, whichever it is (a named
+    // build once ran unpinned, beside Redis and the generator). Set before any thread exists.
+    let gateway = std::env::var_os("HELPLINE_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| rig::sibling("helpline"));
+    std::env::set_var("HELPLINE_BIN", rig::pinned(&gateway, cpus.as_deref())?);
     // Read before any socket opens (it starts a process; see `rig::clock_ticks`).
     rig::clock_ticks();
     let threads: usize = num(&opts, "generator-threads", 1.0)? as usize;
