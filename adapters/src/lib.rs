@@ -52,13 +52,27 @@ impl Close {
     };
 }
 
+/// At most how many deliveries already waiting a session handles after the one that woke it,
+/// before it writes out and reads its socket again: under load, frames that are ready together
+/// leave in one write, and the socket is still read between batches.
+pub const TURN_DELIVERIES: usize = 16;
+
 /// A socket of text frames, implemented by the gateway over its WebSocket.
 #[allow(async_fn_in_trait)]
 pub trait FrameSocket {
     /// The next frame, or `None` when the peer is gone.
     async fn recv(&mut self) -> Option<Inbound>;
-    /// Sends one text frame; an error means the peer is gone.
-    async fn send(&mut self, text: String) -> Result<(), ()>;
+    /// Queues one text frame: it leaves with the next [`flush`](FrameSocket::flush), or sooner
+    /// when the socket's write buffer fills. A session queues what one turn produces and flushes
+    /// once, so frames ready together share one system call. An error means the peer is gone.
+    async fn feed(&mut self, text: String) -> Result<(), ()>;
+    /// Writes out every queued frame; an error means the peer is gone.
+    async fn flush(&mut self) -> Result<(), ()>;
+    /// Sends one text frame now.
+    async fn send(&mut self, text: String) -> Result<(), ()> {
+        self.feed(text).await?;
+        self.flush().await
+    }
     /// Closes with a code; the peer may already be gone.
     async fn close(&mut self, close: Close);
 }

@@ -8,6 +8,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::SinkExt;
 use helpline_adapters::{Close, FrameSocket, Inbound};
 use tracing::Instrument;
 
@@ -69,11 +70,15 @@ impl FrameSocket for AxumSocket {
         }
     }
 
-    async fn send(&mut self, text: String) -> Result<(), ()> {
+    async fn feed(&mut self, text: String) -> Result<(), ()> {
         self.ws
-            .send(Message::Text(text.into()))
+            .feed(Message::Text(text.into()))
             .await
             .map_err(|_| ())
+    }
+
+    async fn flush(&mut self) -> Result<(), ()> {
+        SinkExt::flush(&mut self.ws).await.map_err(|_| ())
     }
 
     async fn close(&mut self, close: Close) {

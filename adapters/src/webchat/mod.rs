@@ -72,6 +72,7 @@ impl Webchat {
         let config = self.router.config();
         let mut bad = Strikes::new(config.webchat.max_bad_frames);
         loop {
+            socket.flush().await.map_err(|()| Stop::Gone)?;
             if let Some(until) = throttle.paused_until() {
                 tokio::time::sleep_until(until).await;
             }
@@ -228,6 +229,10 @@ impl Session {
         // thousands of contacts sit idle in this loop. Unboxed, each would keep room for a whole
         // Redis call chain; boxed, that room is taken only while a frame or event is handled.
         loop {
+            // What the last turn queued (or the catch-up) goes out in one write.
+            if socket.flush().await.is_err() {
+                return Stop::Gone;
+            }
             let step = tokio::select! {
                 _ = shutdown.cancelled() => Err(Stop::Close(Close::RESTART)),
                 // Past its frame budget the socket is not read for a while; events still flow.
@@ -236,18 +241,41 @@ impl Session {
                     Some(inbound) => Box::pin(self.on_inbound(socket, inbound, &mut bad, throttle)).await,
                 },
                 _ = pause(throttle.paused_until()) => Ok(()),
-                delivery = self.sub.receiver.recv() => match delivery {
-                    None => Err(Stop::Close(Close::TRY_AGAIN)),
-                    Some(Delivery::Resync) => Box::pin(self.catch_up(socket)).await,
-                    Some(Delivery::Event(ev)) => Box::pin(self.on_event(socket, &ev)).await,
-                    // The node asks for its waiting contacts' places every few seconds.
-                    Some(Delivery::Queue(status)) => Box::pin(self.show_queue(socket, *status)).await,
-                },
+                delivery = self.sub.receiver.recv() => Box::pin(self.on_delivery(socket, delivery)).await,
+            };
+            let step = match step {
+                Ok(()) => Box::pin(self.on_waiting(socket)).await,
+                stop => stop,
             };
             if let Err(stop) = step {
                 return stop;
             }
         }
+    }
+
+    async fn on_delivery<S: FrameSocket>(
+        &mut self,
+        socket: &mut S,
+        delivery: Option<Delivery>,
+    ) -> Result<(), Stop> {
+        match delivery {
+            None => Err(Stop::Close(Close::TRY_AGAIN)),
+            Some(Delivery::Resync) => self.catch_up(socket).await,
+            Some(Delivery::Event(ev)) => self.on_event(socket, &ev).await,
+            // The node asks for its waiting contacts' places every few seconds.
+            Some(Delivery::Queue(status)) => self.show_queue(socket, *status).await,
+        }
+    }
+
+    /// Handles the deliveries already waiting, so that their frames share this turn's write.
+    async fn on_waiting<S: FrameSocket>(&mut self, socket: &mut S) -> Result<(), Stop> {
+        for _ in 0..crate::TURN_DELIVERIES {
+            let Ok(delivery) = self.sub.receiver.try_recv() else {
+                break;
+            };
+            self.on_delivery(socket, Some(delivery)).await?;
+        }
+        Ok(())
     }
 
     /// Brings the contact up to date from the stream and the conversation's state.
@@ -536,8 +564,9 @@ fn binary_refusal() -> Refusal {
     )
 }
 
+/// Queues a frame; the session loop flushes once a turn.
 async fn send<S: FrameSocket>(socket: &mut S, frame: String) -> Result<(), Stop> {
-    socket.send(frame).await.map_err(|()| Stop::Gone)
+    socket.feed(frame).await.map_err(|()| Stop::Gone)
 }
 
 fn refusal_of(e: RouterError) -> Refusal {

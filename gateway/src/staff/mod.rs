@@ -130,6 +130,10 @@ impl Session {
         // a console sends far fewer, so in practice this never bites a person.
         let mut throttle = Throttle::new(&self.router.config().limits);
         loop {
+            // What the last turn queued (or the hello) goes out in one write.
+            if socket.flush().await.is_err() {
+                return None;
+            }
             let step: Step = tokio::select! {
                 _ = shutdown.cancelled() => Err(Close::RESTART),
                 // Past its frame budget the socket is not read for a while; events still flow.
@@ -144,13 +148,12 @@ impl Session {
                     }
                 }
                 _ = pause(throttle.paused_until()) => Ok(()),
-                delivery = self.sub.receiver.recv() => match delivery {
-                    None => Err(Close::TRY_AGAIN),
-                    Some(Delivery::Resync) => self.hello(socket).await,
-                    Some(Delivery::Event(ev)) => self.on_event(socket, &ev).await,
-                    Some(Delivery::Queue(_)) => Ok(()),
-                },
+                delivery = self.sub.receiver.recv() => self.on_delivery(socket, delivery).await,
                 _ = queue_tick.tick() => self.queue_summary(socket).await,
+            };
+            let step = match step {
+                Ok(()) => self.on_waiting(socket).await,
+                close => close,
             };
             if let Err(close) = step {
                 return closing(close);
@@ -158,8 +161,29 @@ impl Session {
         }
     }
 
+    async fn on_delivery(&mut self, socket: &mut AxumSocket, delivery: Option<Delivery>) -> Step {
+        match delivery {
+            None => Err(Close::TRY_AGAIN),
+            Some(Delivery::Resync) => self.hello(socket).await,
+            Some(Delivery::Event(ev)) => self.on_event(socket, &ev).await,
+            Some(Delivery::Queue(_)) => Ok(()),
+        }
+    }
+
+    /// Handles the deliveries already waiting, so that their frames share this turn's write.
+    async fn on_waiting(&mut self, socket: &mut AxumSocket) -> Step {
+        for _ in 0..helpline_adapters::TURN_DELIVERIES {
+            let Ok(delivery) = self.sub.receiver.try_recv() else {
+                break;
+            };
+            self.on_delivery(socket, Some(delivery)).await?;
+        }
+        Ok(())
+    }
+
+    /// Queues a frame; the session loop flushes once a turn.
     async fn say(&self, socket: &mut AxumSocket, frame: String) -> Step {
-        socket.send(frame).await.map_err(|()| Close::NORMAL)
+        socket.feed(frame).await.map_err(|()| Close::NORMAL)
     }
 
     async fn hello(&mut self, socket: &mut AxumSocket) -> Step {
