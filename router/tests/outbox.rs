@@ -203,3 +203,31 @@ async fn contacts_without_a_socket_are_told_by_outbox_entries() {
     let c2 = entries(&mut conn, "c2").await;
     assert_eq!(c2.last().unwrap().1, "ended_by_counsellor");
 }
+
+#[tokio::test]
+async fn a_message_id_delivered_after_an_erasure_is_not_kept() {
+    let redis = RedisServer::start().unwrap();
+    let store = Store::connect(&redis.url(), P, &settings()).await.unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let week = std::time::Duration::from_secs(7 * 24 * 3600);
+    assert_eq!(create(&store, "c1", "telegram", "tg:1").await, "ok");
+    store
+        .remember_channel_message("c1", 41, week)
+        .await
+        .unwrap();
+    store
+        .remember_channel_message("c1", 42, week)
+        .await
+        .unwrap();
+    assert_eq!(store.channel_messages("c1").await.unwrap(), vec![41, 42]);
+
+    assert!(store.erase("c1").await.unwrap().is_ok());
+    // A delivery that was in flight during the erasure finishes now.
+    store
+        .remember_channel_message("c1", 43, week)
+        .await
+        .unwrap();
+    let left: bool = conn.exists(format!("{P}chanmsgs:c1")).await.unwrap();
+    assert!(!left, "the erased conversation's message ids came back");
+}

@@ -33,7 +33,7 @@ async fn every_script_is_cached_on_connect_and_after_a_reload() {
         .await
         .unwrap();
     let all = cached_scripts(&mut conn).await;
-    assert_eq!(all, 20);
+    assert_eq!(all, 21);
 
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")

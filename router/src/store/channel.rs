@@ -21,23 +21,27 @@ impl Store {
     }
 
     /// Remembers a channel message id of a conversation for `ttl` (as long as the channel lets
-    /// it be deleted).
+    /// it be deleted), unless the conversation was erased meanwhile: a message whose delivery
+    /// finished after the erasure leaves nothing behind.
     pub async fn remember_channel_message(
         &self,
         conv: &str,
         message_id: i64,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let key = self.keys.channel_messages(conv);
         let ttl_s = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
-        let _: () = redis::pipe()
-            .rpush(&key, message_id)
-            .ignore()
-            .ltrim(&key, -CHANNEL_MESSAGES_MAX, -1)
-            .ignore()
-            .expire(&key, ttl_s)
-            .ignore()
-            .query_async(&mut self.conn())
+        let _: i64 = self
+            .scripts
+            .chanmsg
+            .prepare_invoke()
+            // Declared as a key too, only so a cluster client routes the call (see `routing_call`).
+            .key(self.keys.conv(conv))
+            .arg(self.keys.conv(conv))
+            .arg(self.keys.channel_messages(conv))
+            .arg(message_id)
+            .arg(ttl_s)
+            .arg(CHANNEL_MESSAGES_MAX)
+            .invoke_async(&mut self.conn())
             .await?;
         Ok(())
     }

@@ -134,11 +134,13 @@ pub struct Scripts {
     pub login: Script,
     /// Not routing: one step of a break-glass request (no prelude).
     pub break_glass: Script,
+    /// Not routing: keeps a channel message id of a conversation not erased (no prelude).
+    pub chanmsg: Script,
 }
 
 impl Scripts {
     /// Every script, to put them all in Redis's script cache at once.
-    pub fn all(&self) -> [&Script; 20] {
+    pub fn all(&self) -> [&Script; 21] {
         [
             &self.create,
             &self.accept,
@@ -160,6 +162,7 @@ impl Scripts {
             &self.rewrap,
             &self.login,
             &self.break_glass,
+            &self.chanmsg,
         ]
     }
 
@@ -185,6 +188,7 @@ impl Scripts {
             rewrap: Script::new(include_str!("lua/rewrap.lua")),
             login: Script::new(include_str!("lua/login.lua")),
             break_glass: Script::new(include_str!("lua/break_glass.lua")),
+            chanmsg: Script::new(include_str!("lua/chanmsg.lua")),
         }
     }
 }
