@@ -148,18 +148,16 @@ impl Hub {
     /// Hands an event to every local socket it concerns.
     pub fn deliver(&self, event: Event) {
         let event = Arc::new(event);
-        let mut reg = self.lock();
-        let conv = event.conversation().map(str::to_owned);
-        let agent = staff_target(&event).map(str::to_owned);
         let delivery = Delivery::Event(event.clone());
         let mut sent_to = Vec::new();
-        if let Some(conv) = &conv {
+        let mut reg = self.lock();
+        if let Some(conv) = event.conversation() {
             if contact_sees(&event) {
                 send(&mut reg.contacts, conv, &delivery, &mut sent_to);
             }
             send(&mut reg.watchers, conv, &delivery, &mut sent_to);
         }
-        if let Some(agent) = &agent {
+        if let Some(agent) = staff_target(&event) {
             send(&mut reg.staff, agent, &delivery, &mut sent_to);
         }
     }

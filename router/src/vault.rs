@@ -30,6 +30,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
+use rand::RngCore;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
@@ -178,8 +179,6 @@ impl fmt::Debug for MasterKeys {
 #[derive(Clone)]
 pub struct DataKey {
     key: Zeroizing<[u8; KEY_LEN]>,
-    /// Source of the per-seal nonces; a zero-sized handle to the operating system's generator.
-    rng: SystemRandom,
 }
 
 impl fmt::Debug for DataKey {
@@ -190,15 +189,13 @@ impl fmt::Debug for DataKey {
 
 impl DataKey {
     fn new(key: Zeroizing<[u8; KEY_LEN]>) -> Self {
-        Self {
-            key,
-            rng: SystemRandom::new(),
-        }
+        Self { key }
     }
 
     /// Seals `plaintext` for `conversation` at position `seq` in the `purpose` domain.
     ///
-    /// The nonce is fresh from the system random generator and stored in the output; it is not
+    /// The nonce is fresh from the thread's CSPRNG (`rand`'s ChaCha12, seeded and reseeded from the
+    /// operating system: no system call per message) and stored in the output; it is not
     /// derived from `seq`, because `seq` comes from a counter in Redis that a failover or a lost AOF
     /// tail can roll back, and reusing a nonce under one key is catastrophic for AES-GCM. With random
     /// 96-bit nonces the chance of any collision stays below 2^-32 until about 2^32 seals under one
@@ -213,7 +210,7 @@ impl DataKey {
         plaintext: &[u8],
     ) -> Result<Vec<u8>, VaultError> {
         let mut nonce = [0u8; NONCE_LEN];
-        self.rng.fill(&mut nonce).map_err(|_| VaultError::Random)?;
+        rand::rng().fill_bytes(&mut nonce);
         let key = aead_key(&self.key)?;
         let mut out = Vec::with_capacity(SEAL_HEADER_LEN + plaintext.len() + TAG_LEN);
         out.push(SEAL_FORMAT);

@@ -3,7 +3,7 @@
 
 pub use helpline_router::conversation::valid_client_id;
 use helpline_router::Message;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// A frame from the contact.
@@ -105,12 +105,43 @@ pub fn assigned(counsellor: &str) -> String {
     json!({"type": "assigned", "counsellor": counsellor}).to_string()
 }
 
+/// The two frames of every relayed message are written from borrowed fields, without building a
+/// `Value` first: these are the hot path of the relay.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Relayed<'a> {
+    Ack {
+        client_msg_id: &'a str,
+        id: &'a str,
+    },
+    Message {
+        id: &'a str,
+        from: &'a str,
+        text: &'a str,
+        ts: String,
+    },
+}
+
+impl Relayed<'_> {
+    fn to_frame(&self) -> String {
+        // Serializing plain strings into a string cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Confirms that the message `client_msg_id` is stored, as `id`; staff acks are the same frame.
 pub fn ack(client_msg_id: &str, id: &str) -> String {
-    json!({"type": "ack", "client_msg_id": client_msg_id, "id": id}).to_string()
+    Relayed::Ack { client_msg_id, id }.to_frame()
 }
 
 pub fn message(m: &Message) -> String {
-    json!({"type": "message", "id": m.id, "from": m.from, "text": m.text, "ts": m.ts()}).to_string()
+    Relayed::Message {
+        id: &m.id,
+        from: &m.from,
+        text: &m.text,
+        ts: m.ts(),
+    }
+    .to_frame()
 }
 
 pub fn notice(code: &str, text: &str) -> String {
@@ -141,6 +172,28 @@ pub fn error(r: &Refusal, client_msg_id: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relayed_frames_carry_the_contract_fields() {
+        let ack: Value = serde_json::from_str(&ack("c-1", "17-0")).unwrap();
+        assert_eq!(
+            ack,
+            json!({"type": "ack", "client_msg_id": "c-1", "id": "17-0"})
+        );
+        let m = Message {
+            id: "18-0".into(),
+            from: "counsellor".into(),
+            text: "are you \"safe\"?".into(),
+            ts_ms: 1_764_400_000_123,
+            whisper: false,
+        };
+        let frame: Value = serde_json::from_str(&message(&m)).unwrap();
+        assert_eq!(
+            frame,
+            json!({"type": "message", "id": "18-0", "from": "counsellor",
+                   "text": "are you \"safe\"?", "ts": m.ts()})
+        );
+    }
 
     #[test]
     fn parses_every_contact_frame() {

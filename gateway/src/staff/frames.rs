@@ -2,7 +2,7 @@
 //! builds for them. No frame carries a phone number, a Telegram id, a name or an IP address.
 
 use helpline_router::{ConversationView, Message};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// A frame from a staff member.
@@ -90,20 +90,42 @@ pub fn parse(text: &str, max_depth: usize) -> Result<StaffFrame, (&'static str, 
     })
 }
 
-/// A message as staff see it.
+/// A message as staff see it: within a conversation's history (no `type`), or as a frame of its
+/// own, written from borrowed fields without building a `Value` (the hot path of the relay).
+#[derive(Serialize)]
+struct StaffMessage<'a> {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    conversation: &'a str,
+    id: &'a str,
+    from: &'a str,
+    text: &'a str,
+    ts: String,
+    whisper: bool,
+}
+
+impl<'a> StaffMessage<'a> {
+    fn new(kind: Option<&'static str>, conv: &'a str, m: &'a Message) -> Self {
+        let from = if m.whisper { "supervisor" } else { &m.from };
+        StaffMessage {
+            kind,
+            conversation: conv,
+            id: &m.id,
+            from,
+            text: &m.text,
+            ts: m.ts(),
+            whisper: m.whisper,
+        }
+    }
+}
+
 pub fn message_json(conv: &str, m: &Message) -> Value {
-    let from = if m.whisper {
-        "supervisor"
-    } else {
-        m.from.as_str()
-    };
-    json!({"conversation": conv, "id": m.id, "from": from, "text": m.text, "ts": m.ts(), "whisper": m.whisper})
+    // Plain strings and a bool always serialize.
+    serde_json::to_value(StaffMessage::new(None, conv, m)).unwrap_or_default()
 }
 
 pub fn message(conv: &str, m: &Message) -> String {
-    let mut v = message_json(conv, m);
-    v["type"] = json!("message");
-    v.to_string()
+    serde_json::to_string(&StaffMessage::new(Some("message"), conv, m)).unwrap_or_default()
 }
 
 /// A conversation with its history (for `hello`, `assigned` and `monitoring`).
@@ -153,9 +175,7 @@ pub fn ended(conv: &str, reason: &str) -> String {
     json!({"type": "ended", "conversation": conv, "reason": reason}).to_string()
 }
 
-pub fn ack(client_msg_id: &str, id: &str) -> String {
-    json!({"type": "ack", "client_msg_id": client_msg_id, "id": id}).to_string()
-}
+pub use helpline_adapters::webchat::frames::ack;
 
 /// The `ack` of a counsellor's message to an SMS contact, with what it costs there (`sms`:
 /// characters, encoding, segments; GSM-7 160/153, UCS-2 70/67), so replies can be kept short.
@@ -200,6 +220,23 @@ pub fn error_about(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_is_the_same_in_a_history_and_as_a_frame() {
+        let m = Message {
+            id: "18-0".into(),
+            from: "counsellor".into(),
+            text: "hello".into(),
+            ts_ms: 1_764_400_000_123,
+            whisper: true,
+        };
+        let mut expected = json!({"conversation": "c", "id": "18-0", "from": "supervisor",
+            "text": "hello", "ts": m.ts(), "whisper": true});
+        assert_eq!(message_json("c", &m), expected);
+        expected["type"] = json!("message");
+        let frame: Value = serde_json::from_str(&message("c", &m)).unwrap();
+        assert_eq!(frame, expected);
+    }
 
     #[test]
     fn parses_staff_frames_and_refuses_the_rest() {

@@ -14,23 +14,26 @@ if cmid ~= '' then
   local known = redis.call('HGET', dkey, from .. ':' .. cmid)
   if known then return { known, EVENTS, 1 } end
 end
-local state = hget(ckey, 'state')
+-- One read for all the step needs of the conversation (false where a field is absent).
+local c = redis.call('HMGET', ckey, 'state', 'counsellor', 'channel', 'first_response_at', 'assigned_at')
+local state, counsellor, channel = c[1], c[2] or nil, c[3] or nil
 if not is_live(state) then return { 'ended', EVENTS, 0 } end
-if from == 'counsellor' and (state ~= 'active' or hget(ckey, 'counsellor') ~= ARGV[9]) then
+if from == 'counsellor' and (state ~= 'active' or counsellor ~= ARGV[9]) then
   return { 'not_yours', EVENTS, 0 }
 end
 if from == 'supervisor' and state ~= 'active' then return { 'not_active', EVENTS, 0 } end
 local mid = redis.call('XADD', skey, '*', 'f', from, 's', seq, 'c', sealed, 't', NOW, 'w', whisper)
 if cmid ~= '' then redis.call('HSET', dkey, from .. ':' .. cmid, mid) end
-redis.call('HSET', ckey, 'last_message_at', NOW)
 local ev = { k = 'msg', conv = id, id = mid, f = from, s = tonumber(seq), c = sealed, t = NOW,
-             w = whisper == '1', agent = hget(ckey, 'counsellor'), channel = hget(ckey, 'channel') }
-if from == 'counsellor' and hget(ckey, 'first_response_at') == nil then
+             w = whisper == '1', agent = counsellor, channel = channel }
+if from == 'counsellor' and not c[4] then
   redis.call('HSET', ckey, 'first_response_at', NOW)
-  ev.first_response_ms = NOW - (tonumber(hget(ckey, 'assigned_at')) or NOW)
+  ev.first_response_ms = NOW - (tonumber(c[5]) or NOW)
 end
 emit(ev)
-if from == 'counsellor' and whisper ~= '1' then outbox(id, 'msg', { id = mid, s = seq }) end
+if from == 'counsellor' and whisper ~= '1' and channel ~= 'webchat' then
+  outbox(id, 'msg', { id = mid, s = seq })
+end
 local notice = ARGV[10]
 if notice ~= nil and notice ~= '' then notify(id, notice) end
 return { mid, EVENTS, 0 }
