@@ -122,12 +122,7 @@ impl Router {
         let appended = self
             .guarded("message", self.store().append(&message))
             .await?;
-        self.observe(&appended.events);
-        match appended.id.as_str() {
-            "ended" => Err(RouterError::Ended),
-            "not_yours" | "not_active" => Err(crate::refusal(&appended.id)),
-            _ => Ok(appended),
-        }
+        self.settle(appended, from, false)
     }
 
     /// Drops a conversation's sealed address.

@@ -183,12 +183,27 @@ impl Router {
                 store.append_message(conv, from, seq, &sealed, client_msg_id, whisper, staff),
             )
             .await?;
-        self.observe(&appended.events);
+        self.settle(appended, from, whisper)
+    }
+
+    /// Counts a message just stored; a refusal becomes its error.
+    pub(crate) fn settle(
+        &self,
+        appended: Appended,
+        from: &str,
+        whisper: bool,
+    ) -> Result<Appended, RouterError> {
         match appended.id.as_str() {
-            "ended" => Err(RouterError::Ended),
-            "not_yours" | "not_active" => Err(crate::refusal(&appended.id)),
-            _ => Ok(appended),
+            "ended" => return Err(RouterError::Ended),
+            "not_yours" | "not_active" => return Err(crate::refusal(&appended.id)),
+            _ => {}
         }
+        if !appended.duplicate {
+            let (channel, first) = (&appended.channel, appended.first_response_ms);
+            self.telemetry()
+                .message_stored(channel, from, whisper, first);
+        }
+        Ok(appended)
     }
 
     /// Tells the other side that `from` (`contact` or `counsellor`) is typing; nothing is stored.

@@ -410,27 +410,8 @@ impl Telemetry {
                     .inc();
                 tracing::info!(conversation = %conv, %reason, outcome, "conversation ended");
             }
-            Event::Msg {
-                f,
-                channel,
-                w,
-                first_response_ms,
-                ..
-            } => {
-                if !w {
-                    let direction = if f == "contact" { "in" } else { "out" };
-                    self.messages_total
-                        .with_label_values(&[channel, direction])
-                        .inc();
-                }
-                if let Some(ms) = first_response_ms {
-                    let secs = *ms as f64 / 1000.0;
-                    self.first_response_seconds
-                        .with_label_values(&[channel])
-                        .observe(secs);
-                }
-            }
-            Event::Typing { .. } => {}
+            // Counted by the node that stored it, from the script's reply (`message_stored`).
+            Event::Msg { .. } | Event::Typing { .. } => {}
             // Counted and logged by `Telemetry::erased`, with what erased it.
             Event::Erased { .. } => {}
             Event::Status { agent, status } => {
@@ -514,6 +495,28 @@ impl Telemetry {
     /// once per episode by the caller, never with its address.
     pub fn frames_slowed(&self, socket: &'static str) {
         self.frames_slowed_total.with_label_values(&[socket]).inc();
+    }
+
+    /// A message was stored: counted by channel and direction (a whisper is not), and a
+    /// counsellor's first answer timed from the assignment.
+    pub fn message_stored(
+        &self,
+        channel: &str,
+        from: &str,
+        whisper: bool,
+        first_response_ms: Option<i64>,
+    ) {
+        if !whisper {
+            let direction = if from == "contact" { "in" } else { "out" };
+            self.messages_total
+                .with_label_values(&[channel, direction])
+                .inc();
+        }
+        if let Some(ms) = first_response_ms {
+            self.first_response_seconds
+                .with_label_values(&[channel])
+                .observe(ms as f64 / 1000.0);
+        }
     }
 
     /// A message reached the other side `ms` after it was stored.

@@ -161,6 +161,11 @@ async fn live_metrics_pass_promtool_and_name_no_one() -> Result<()> {
     assert_eq!(sample(&text, abandoned), Some(1.0), "{text}");
     let inbound = r#"helpline_messages_total{channel="webchat",direction="in"}"#;
     assert!(sample(&text, inbound) >= Some(2.0), "{text}");
+    // The counsellor answered once: one message out, and one first response timed.
+    let outbound = r#"helpline_messages_total{channel="webchat",direction="out"}"#;
+    assert_eq!(sample(&text, outbound), Some(1.0), "{text}");
+    let first = r#"helpline_first_response_seconds_count{channel="webchat"}"#;
+    assert_eq!(sample(&text, first), Some(1.0), "{text}");
     let waits = r#"helpline_queue_wait_seconds_count{channel="webchat",urgency="normal"}"#;
     assert_eq!(sample(&text, waits), Some(1.0), "{text}");
     let relayed = r#"helpline_relay_seconds_count{direction="out"}"#;

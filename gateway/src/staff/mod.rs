@@ -294,11 +294,7 @@ impl Session {
                 let stored = r
                     .counsellor_message(&conversation, me, &text, &client_msg_id)
                     .await?;
-                let by_sms = stored.events.iter().any(|e| {
-                    matches!(e, helpline_router::Event::Msg { channel, .. }
-                        if channel == helpline_adapters::sms::CHANNEL)
-                });
-                if by_sms {
+                if stored.channel == helpline_adapters::sms::CHANNEL {
                     return Ok(Some(frames::ack_sms(&client_msg_id, &stored.id, &text)));
                 }
                 Ok(Some(frames::ack(&client_msg_id, &stored.id)))

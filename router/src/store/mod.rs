@@ -80,7 +80,10 @@ pub struct Appended {
     /// The stream id, or a refusal (`ended`, `not_yours`, `not_active`) when nothing was stored.
     pub id: String,
     pub duplicate: bool,
-    pub events: Vec<Event>,
+    /// The conversation's channel; empty when nothing new was stored.
+    pub channel: String,
+    /// On a counsellor's first answer: the time since the assignment (ms).
+    pub first_response_ms: Option<i64>,
 }
 
 /// A message to store (its text already sealed).
@@ -346,13 +349,13 @@ impl Store {
         inv.arg(if m.whisper { "1" } else { "0" })
             .arg(m.staff)
             .arg(m.notice);
-        let (id, events, dup): (String, Vec<String>, i64) =
+        let (id, dup, channel, first_response_ms): (String, i64, String, Option<i64>) =
             inv.invoke_async(&mut self.conn()).await?;
-        let events = events.iter().filter_map(|e| Event::parse(e)).collect();
         Ok(Appended {
             id,
             duplicate: dup == 1,
-            events,
+            channel,
+            first_response_ms,
         })
     }
 

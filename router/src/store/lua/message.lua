@@ -5,23 +5,25 @@
 -- active ones), ARGV[10] (optional) a notice code the contact is sent with it on a channel without
 -- a socket (e.g. media_withheld), only when the message is new.
 -- A counsellor's message to a contact without a socket also goes to the channel's outbox.
--- Returns { stream id, events, 1 if it was a duplicate }.
+-- Returns { stream id (or the refusal), 1 if it was a duplicate, the channel, the time from the
+-- assignment to a counsellor's first answer (ms) or false }: what the storing node counts. The
+-- event itself reaches every node, this one included, by pub/sub.
 local id, from, seq, sealed, cmid, whisper = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local ckey = P .. 'conv:' .. id
 local skey = P .. 'msgs:' .. id
 local dkey = P .. 'cmid:' .. id
 if cmid ~= '' then
   local known = redis.call('HGET', dkey, from .. ':' .. cmid)
-  if known then return { known, EVENTS, 1 } end
+  if known then return { known, 1, '', false } end
 end
 -- One read for all the step needs of the conversation (false where a field is absent).
 local c = redis.call('HMGET', ckey, 'state', 'counsellor', 'channel', 'first_response_at', 'assigned_at')
 local state, counsellor, channel = c[1], c[2] or nil, c[3] or nil
-if not is_live(state) then return { 'ended', EVENTS, 0 } end
+if not is_live(state) then return { 'ended', 0, '', false } end
 if from == 'counsellor' and (state ~= 'active' or counsellor ~= ARGV[9]) then
-  return { 'not_yours', EVENTS, 0 }
+  return { 'not_yours', 0, '', false }
 end
-if from == 'supervisor' and state ~= 'active' then return { 'not_active', EVENTS, 0 } end
+if from == 'supervisor' and state ~= 'active' then return { 'not_active', 0, '', false } end
 local mid = redis.call('XADD', skey, '*', 'f', from, 's', seq, 'c', sealed, 't', NOW, 'w', whisper)
 if cmid ~= '' then redis.call('HSET', dkey, from .. ':' .. cmid, mid) end
 local ev = { k = 'msg', conv = id, id = mid, f = from, s = tonumber(seq), c = sealed, t = NOW,
@@ -36,4 +38,4 @@ if from == 'counsellor' and whisper ~= '1' and channel ~= 'webchat' then
 end
 local notice = ARGV[10]
 if notice ~= nil and notice ~= '' then notify(id, notice) end
-return { mid, EVENTS, 0 }
+return { mid, 0, channel or '', ev.first_response_ms or false }
