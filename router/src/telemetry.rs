@@ -411,7 +411,8 @@ impl Telemetry {
                 tracing::info!(conversation = %conv, %reason, outcome, "conversation ended");
             }
             // Counted by the node that stored it, from the script's reply (`message_stored`).
-            Event::Msg { .. } | Event::Typing { .. } => {}
+            Event::Msg { .. } => {}
+            Event::Typing { .. } => {}
             // Counted and logged by `Telemetry::erased`, with what erased it.
             Event::Erased { .. } => {}
             Event::Status { agent, status } => {
