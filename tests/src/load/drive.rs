@@ -12,11 +12,12 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::Deserialize;
 use tokio::sync::watch;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::conn::Ws;
 use super::frames::{Clock, Frame, Stamp};
+use super::pace::Pacer;
 use super::stats::{histogram, SeqCheck};
 
 /// The fields of a received frame the generator looks at.
@@ -32,8 +33,7 @@ struct Incoming<'a> {
     text: Option<&'a str>,
 }
 
-/// A send this far behind its scheduled instant counts as late: five ticks of tokio's 1 ms timer
-/// wheel, so timer rounding alone never counts.
+/// A send this far behind its scheduled instant counts as late.
 pub const LATE_NS: u64 = 5_000_000;
 
 /// When one sender sends: every `period` from `first` until `end`; latencies of messages sent before
@@ -60,7 +60,7 @@ pub struct ContactRun {
     /// Actual send − scheduled send.
     pub lag: Histogram<u64>,
     pub late_sends: u64,
-    /// Socket errors or an early close.
+    /// Socket or timer errors, or an early close.
     pub broken: bool,
 }
 
@@ -77,9 +77,10 @@ pub async fn contact(mut ws: Ws, mut frame: Frame, plan: Plan, clock: Clock) -> 
         broken: false,
     };
     let record_from = ns_at(clock, plan.record_from);
-    let mut ticks = tokio::time::interval_at(plan.first, plan.period);
-    // Open loop: a late tick is sent at once and the schedule is kept, never stretched.
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let Ok(mut pacer) = Pacer::new(plan.first, plan.period) else {
+        run.broken = true;
+        return run;
+    };
     let drain_until = plan.end + plan.drain;
     loop {
         let sending = Instant::now() < plan.end;
@@ -87,7 +88,11 @@ pub async fn contact(mut ws: Ws, mut frame: Frame, plan: Plan, clock: Clock) -> 
             break;
         }
         tokio::select! {
-            due = ticks.tick(), if sending => {
+            due = pacer.tick(), if sending => {
+                let Ok(due) = due else {
+                    run.broken = true;
+                    break;
+                };
                 // A tick that came due at or after the end belongs to no run.
                 if due >= plan.end {
                     continue;

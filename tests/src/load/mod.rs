@@ -11,6 +11,7 @@ pub mod drive;
 pub mod floor;
 pub mod frames;
 pub mod idle;
+pub mod pace;
 pub mod relay;
 pub mod rig;
 pub mod routing;
