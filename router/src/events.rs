@@ -71,7 +71,6 @@ pub enum Event {
         w: bool,
         agent: Option<String>,
         channel: String,
-        first_response_ms: Option<i64>,
     },
     /// A counsellor's status changed (also when the router sets them away or offline).
     Status { agent: String, status: String },
@@ -150,7 +149,6 @@ struct Flat {
     c: Option<String>,
     t: Option<i64>,
     w: Option<bool>,
-    first_response_ms: Option<i64>,
     status: Option<String>,
     #[serde(default)]
     category: String,
@@ -214,7 +212,6 @@ impl TryFrom<Flat> for Event {
                 w: needs(e.w, k, "w")?,
                 agent: e.agent,
                 channel: needs(e.channel, k, "channel")?,
-                first_response_ms: e.first_response_ms,
             },
             "status" => Event::Status {
                 agent: needs(e.agent, k, "agent")?,
@@ -258,7 +255,6 @@ mod tests {
                 w: false,
                 agent: None,
                 channel: "webchat".into(),
-                first_response_ms: None,
             })
         );
         let offer = r#"{"k":"offer","conv":"c1","agent":"ana","expires_ms":9,"view":{"alias":"Blue Otter"}}"#;

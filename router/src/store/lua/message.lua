@@ -26,16 +26,16 @@ end
 if from == 'supervisor' and state ~= 'active' then return { 'not_active', 0, '', false } end
 local mid = redis.call('XADD', skey, '*', 'f', from, 's', seq, 'c', sealed, 't', NOW, 'w', whisper)
 if cmid ~= '' then redis.call('HSET', dkey, from .. ':' .. cmid, mid) end
-local ev = { k = 'msg', conv = id, id = mid, f = from, s = tonumber(seq), c = sealed, t = NOW,
-             w = whisper == '1', agent = counsellor, channel = channel }
+local first_response_ms = false
 if from == 'counsellor' and not c[4] then
   redis.call('HSET', ckey, 'first_response_at', NOW)
-  ev.first_response_ms = NOW - (tonumber(c[5]) or NOW)
+  first_response_ms = NOW - (tonumber(c[5]) or NOW)
 end
-emit(ev)
+emit({ k = 'msg', conv = id, id = mid, f = from, s = tonumber(seq), c = sealed, t = NOW,
+       w = whisper == '1', agent = counsellor, channel = channel })
 if from == 'counsellor' and whisper ~= '1' and channel ~= 'webchat' then
   outbox(id, 'msg', { id = mid, s = seq })
 end
 local notice = ARGV[10]
 if notice ~= nil and notice ~= '' then notify(id, notice) end
-return { mid, 0, channel or '', ev.first_response_ms or false }
+return { mid, 0, channel or '', first_response_ms }
