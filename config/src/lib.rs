@@ -60,6 +60,10 @@ pub struct Server {
     /// Seconds between WebSocket pings; a socket that answers nothing for two of them is closed,
     /// so a browser that vanished without closing (a lost network, a frozen laptop) is noticed.
     pub ws_ping_s: u64,
+    /// Worker threads of the node's runtime; 0 gives one per core. One needs less CPU a message
+    /// where the node shares a small machine with Redis (docs/benchmarks.md, step 8); more serve
+    /// more messages a second than one core can.
+    pub threads: usize,
 }
 
 impl Default for Server {
@@ -70,6 +74,7 @@ impl Default for Server {
             allowed_origins: Vec::new(),
             shutdown_grace_s: 10,
             ws_ping_s: 15,
+            threads: 0,
         }
     }
 }

@@ -16,6 +16,10 @@ use crate::{
 /// The most conversations a counsellor can follow well at once.
 const CAPACITY_LIMIT: u32 = 10;
 
+/// The most worker threads a node may ask for: far beyond any machine's cores it would only cost
+/// memory.
+const MAX_THREADS: usize = 256;
+
 const KEY_FIX: &str =
     "must be 32 random bytes in base64, e.g. from `head -c32 /dev/urandom | base64`";
 
@@ -97,6 +101,15 @@ fn server(server: &Server, p: &mut Problems) {
             format!(
                 "{} is out of range; write 1 to 300 seconds (15 suits most networks)",
                 server.ws_ping_s
+            ),
+        );
+    }
+    if server.threads > MAX_THREADS {
+        p.add(
+            "server.threads",
+            format!(
+                "{} is too many; write 0 for one per core, or 1 to {MAX_THREADS}",
+                server.threads
             ),
         );
     }

@@ -186,6 +186,18 @@ fn init_tracing() {
     }
 }
 
+/// The node's runtime: `threads` workers (`server.threads`), or one per core for 0.
+fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, CliError> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if threads > 0 {
+        builder.worker_threads(threads);
+    }
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))
+}
+
 fn run(cli: Cli) -> Result<(), CliError> {
     let path = cli.config.as_deref();
     if let Cmd::Config(ConfigCmd::Check) = cli.command {
@@ -195,8 +207,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     if let Cmd::Health = cli.command {
         return commands::health(&config);
     }
-    let runtime = tokio::runtime::Runtime::new()
-        .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
+    let runtime = runtime(config.server.threads)?;
     runtime.block_on(async move {
         match cli.command {
             Cmd::Serve => commands::serve(config).await,

@@ -158,7 +158,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
         let token = shutdown.clone();
         tracker.spawn(async move { sms.run(token).await });
     }
-    tracing::info!(listen = %addr, "helpline gateway ready");
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    tracing::info!(listen = %addr, workers, "helpline gateway ready");
     let limits = router.config().limits.clone();
     accept(listener, routes(app), &limits, &shutdown, &tracker).await;
     tracker.close();

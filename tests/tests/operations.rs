@@ -556,3 +556,28 @@ async fn the_gateway_runs_on_the_shipped_redis_config_and_acl() -> Result<()> {
     assert!(String::from_utf8_lossy(&health.stderr).contains("unhealthy"));
     Ok(())
 }
+
+/// `server.threads` sizes the node's runtime (0, the default, one worker per core), the ready line
+/// says how many workers it runs, and a one-worker node relays a whole conversation.
+#[tokio::test]
+async fn a_node_runs_the_worker_threads_it_is_given() -> Result<()> {
+    let workers = |gw: &Gateway| -> Option<u64> {
+        gw.log_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["fields"]["message"] == "helpline gateway ready")?["fields"]["workers"]
+            .as_u64()
+    };
+    let json = ("HELPLINE_LOG_FORMAT", "json");
+    let redis = Redis::start()?;
+    let one = Gateway::start(&redis, &[json, ("HELPLINE_SERVER__THREADS", "1")])?;
+    assert_eq!(workers(&one), Some(1), "{}", one.log_text());
+    some_traffic(&one, &[]).await?;
+    drop(one);
+
+    let cores = std::thread::available_parallelism()?.get() as u64;
+    let redis = Redis::start()?;
+    let default = Gateway::start(&redis, &[json])?;
+    assert_eq!(workers(&default), Some(cores), "{}", default.log_text());
+    Ok(())
+}

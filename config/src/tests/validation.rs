@@ -84,6 +84,11 @@ const CASES: &[(Breaker, &str, &str)] = &[
         "query",
     ),
     (
+        |c| c.server.threads = 1000,
+        "server.threads",
+        "0 for one per core",
+    ),
+    (
         |c| c.server.allowed_origins = vec!["ftp://x.org".into()],
         "server.allowed_origins",
         "`ftp://x.org`",
