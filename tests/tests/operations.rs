@@ -1,7 +1,8 @@
 //! Operations (issue 6): a live `/metrics` passes `promtool check metrics` and names no one; the logs
 //! hold no message text, address, IP or secret, and key each session by a short random log id; every
 //! shipped configuration (example file, compose, Kubernetes, systemd) passes `helpline config
-//! check`; the gateway runs on the shipped Redis configuration and ACL user.
+//! check`; the gateway runs on the shipped Redis configuration and ACL user; a node runs the worker
+//! threads its configuration gives (`server.threads`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
