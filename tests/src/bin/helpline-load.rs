@@ -9,6 +9,7 @@
 //!                       [--enqueue-rate 50] [--enqueue-secs 5] [--enqueue-counsellors 10]
 //!                       [--queue-sizes 1000,10000,100000] [--samples 300]
 //!                       [--server-cpus 0] [--json FILE]
+//! helpline-load summary RUN.json …   (the `--json` files of several relay runs)
 //! ```
 //! `routing` runs against the gateway only (`--targets` does not apply).
 //! `--generator-threads N` (default 1) sizes the generator's runtime. Run the generator itself
@@ -17,15 +18,19 @@
 use std::collections::HashMap;
 
 use anyhow::{bail, Context, Result};
-use helpline_tests::load::relay::{self, RelayParams};
+use helpline_tests::load::relay::{self, RelayParams, RelayResult};
 use helpline_tests::load::rig::{self, Floor};
 use helpline_tests::load::routing::{self, RoutingResult};
+use helpline_tests::load::summary::relay_summary;
 use helpline_tests::load::{idle, idle_markdown, relay_markdown, routing_markdown};
 use helpline_tests::Redis;
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let scenario = args.next().unwrap_or_default();
+    if scenario == "summary" {
+        return summary(&args.collect::<Vec<_>>());
+    }
     let mut opts = HashMap::new();
     while let Some(flag) = args.next() {
         let value = args
@@ -59,7 +64,8 @@ fn main() -> Result<()> {
         "idle" => runtime.block_on(idle_runs(&opts, &targets, cpus.as_deref()))?,
         "routing" => runtime.block_on(routing_run(&opts))?,
         _ => bail!(
-            "usage: helpline-load relay|idle|routing [--option value …] (see docs/benchmarks.md)"
+            "usage: helpline-load relay|idle|routing [--option value …], or helpline-load \
+             summary RUN.json … (see docs/benchmarks.md)"
         ),
     };
     if let Some(path) = opts.get("json") {
@@ -67,6 +73,25 @@ fn main() -> Result<()> {
             .with_context(|| format!("cannot write {path}"))?;
     }
     print!("{markdown}");
+    Ok(())
+}
+
+/// Prints the medians and ranges of several relay runs, read from their `--json` files.
+fn summary(files: &[String]) -> Result<()> {
+    if files.is_empty() {
+        bail!(
+            "usage: helpline-load summary RUN.json … (the --json files of `helpline-load relay`)"
+        );
+    }
+    let runs = files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {f}"))?;
+            serde_json::from_str::<Vec<RelayResult>>(&text)
+                .with_context(|| format!("{f} is not the --json output of `helpline-load relay`"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    print!("{}", relay_summary(&runs));
     Ok(())
 }
 

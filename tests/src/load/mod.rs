@@ -16,6 +16,7 @@ pub mod relay;
 pub mod rig;
 pub mod routing;
 pub mod stats;
+pub mod summary;
 
 use std::fmt::Write;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use futures_util::SinkExt;
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -22,7 +22,7 @@ use super::stats::{histogram, Delivery, Latency, Schedule};
 use crate::Gateway;
 
 /// What to run.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct RelayParams {
     pub conversations: usize,
     /// Messages stored and relayed per second, both directions together (for the floor: echoed).
@@ -31,10 +31,11 @@ pub struct RelayParams {
     pub warmup_secs: f64,
 }
 
-/// What a relay run measured.
-#[derive(Debug, Clone, Serialize)]
+/// What a relay run measured (also read back from `--json` files by [`super::summary`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RelayResult {
-    pub target: &'static str,
+    /// `gateway` or `floor`.
+    pub target: String,
     pub params: RelayParams,
     /// Contact → counsellor (gateway) or the whole echo (floor): one hop in, one store, one hop out.
     pub one_leg: Latency,
@@ -190,7 +191,7 @@ async fn measure_cpu(pid: u32, plan: Plan) -> Result<f64> {
 }
 
 fn summarize(
-    target: &'static str,
+    target: &str,
     p: RelayParams,
     there: Option<Histogram<u64>>,
     runs: &[ContactRun],
@@ -211,7 +212,7 @@ fn summarize(
     // Messages the server stored while CPU was measured: the sends after warm-up and their answers.
     let stored = (delivery.sent as f64) * p.secs / (p.secs + p.warmup_secs);
     RelayResult {
-        target,
+        target: target.to_owned(),
         params: p,
         one_leg: Latency::of(there.as_ref().unwrap_or(&rtt)),
         back_leg: Latency::of(&back),

@@ -2,7 +2,7 @@
 //! summary written as JSON and as a markdown table row.
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A new latency histogram in nanoseconds: 1 µs to 60 s at 3 significant digits.
 pub fn histogram() -> Histogram<u64> {
@@ -40,7 +40,7 @@ impl SeqCheck {
 }
 
 /// Delivery counts summed over every stream of a run.
-#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Delivery {
     pub sent: u64,
     pub received: u64,
@@ -73,7 +73,7 @@ impl Delivery {
 }
 
 /// Percentiles of one histogram, in microseconds.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Latency {
     pub count: u64,
     pub p50_us: f64,
@@ -98,7 +98,7 @@ impl Latency {
 }
 
 /// How far sends fell behind the open-loop schedule.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Schedule {
     /// Sends that left more than 5 ms after their scheduled instant.
     pub late_sends: u64,
