@@ -9,7 +9,7 @@
 //!                       [--enqueue-rate 50] [--enqueue-secs 5] [--enqueue-counsellors 10]
 //!                       [--queue-sizes 1000,10000,100000] [--samples 300]
 //!                       [--server-cpus 0] [--json FILE]
-//! helpline-load summary RUN.json …   (the `--json` files of several relay runs)
+//! helpline-load summary RUN.json …   (the `--json` files of several runs of one scenario)
 //! ```
 //! `routing` runs against the gateway only (`--targets` does not apply).
 //! `--generator-threads N` (default 1) sizes the generator's runtime. Run the generator itself
@@ -18,10 +18,10 @@
 use std::collections::HashMap;
 
 use anyhow::{bail, Context, Result};
-use helpline_tests::load::relay::{self, RelayParams, RelayResult};
+use helpline_tests::load::relay::{self, RelayParams};
 use helpline_tests::load::rig::{self, Floor};
 use helpline_tests::load::routing::{self, RoutingResult};
-use helpline_tests::load::summary::relay_summary;
+use helpline_tests::load::summary::{self, RunFile};
 use helpline_tests::load::{idle, idle_markdown, relay_markdown, routing_markdown};
 use helpline_tests::Redis;
 
@@ -76,22 +76,25 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// Prints the medians and ranges of several relay runs, read from their `--json` files.
+/// Prints the medians and ranges of several runs of one scenario, read from their `--json` files.
 fn summary(files: &[String]) -> Result<()> {
     if files.is_empty() {
         bail!(
-            "usage: helpline-load summary RUN.json … (the --json files of `helpline-load relay`)"
+            "usage: helpline-load summary RUN.json … (the --json files of several runs of one scenario)"
         );
     }
     let runs = files
         .iter()
         .map(|f| {
             let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {f}"))?;
-            serde_json::from_str::<Vec<RelayResult>>(&text)
-                .with_context(|| format!("{f} is not the --json output of `helpline-load relay`"))
+            serde_json::from_str::<RunFile>(&text).with_context(|| {
+                format!(
+                    "{f} is not the --json output of `helpline-load relay`, `idle` or `routing`"
+                )
+            })
         })
         .collect::<Result<Vec<_>>>()?;
-    print!("{}", relay_summary(&runs));
+    print!("{}", summary::summary(runs)?);
     Ok(())
 }
 

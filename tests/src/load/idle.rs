@@ -5,16 +5,17 @@ use std::time::Duration;
 
 use anyhow::Result;
 use futures_util::SinkExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::conn::{open, wait_for, Ws};
 use super::rig::rss_kib;
 
 /// What an idle run measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IdleResult {
-    pub target: &'static str,
+    /// `gateway` or `floor`.
+    pub target: String,
     pub contacts: usize,
     pub rss_before_kib: u64,
     pub rss_after_kib: u64,
@@ -45,7 +46,7 @@ pub async fn run(
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss_kib(pid)?;
     let result = IdleResult {
-        target,
+        target: target.to_owned(),
         contacts: n,
         rss_before_kib: before,
         rss_after_kib: after,

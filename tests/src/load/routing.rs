@@ -59,7 +59,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use futures_util::{stream, SinkExt, StreamExt, TryStreamExt};
 use redis::aio::MultiplexedConnection;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -91,7 +91,7 @@ const OPEN_AHEAD: Duration = Duration::from_millis(500);
 const WARMUP_SAMPLES: usize = 5;
 
 /// What the burst measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BurstResult {
     pub queued: usize,
     pub counsellors: usize,
@@ -118,7 +118,7 @@ pub struct BurstResult {
 }
 
 /// What the enqueue phase measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnqueueResult {
     pub rate: f64,
     pub secs: f64,
@@ -133,7 +133,7 @@ pub struct EnqueueResult {
 }
 
 /// The cost of one routing decision with `queued` conversations waiting.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DecisionResult {
     pub queued: usize,
     pub samples: usize,
@@ -152,7 +152,7 @@ pub struct DecisionResult {
 }
 
 /// How the median decision cost grew from the smallest queue to the largest.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Growth {
     pub from: usize,
     pub to: usize,
@@ -163,7 +163,7 @@ pub struct Growth {
 }
 
 /// Everything one `helpline-load routing` run measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RoutingResult {
     pub burst: BurstResult,
     pub enqueue: EnqueueResult,
