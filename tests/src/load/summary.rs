@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::idle::IdleResult;
 use super::relay::RelayResult;
-use super::routing::RoutingResult;
+use super::routing::{DecisionResult, RoutingResult};
 use super::stats::Delivery;
 
 /// What one `--json` file holds: the results of one `helpline-load` invocation.
@@ -169,7 +169,7 @@ pub fn routing_summary(runs: &[RoutingResult]) -> String {
     // The runs measured the same queue sizes in the same order.
     let sizes = runs.iter().map(|r| r.decision.len()).min().unwrap_or(0);
     for i in 0..sizes {
-        let d = |f: fn(&super::routing::DecisionResult) -> f64, decimals| {
+        let d = |f: fn(&DecisionResult) -> f64, decimals| {
             spread(runs.iter().map(|r| f(&r.decision[i])), decimals)
         };
         let _ = writeln!(
