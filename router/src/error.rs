@@ -6,6 +6,11 @@
 pub enum StoreError {
     #[error("Redis at {0} is unreachable ({1}); is redis-server running and is redis.url right?")]
     Unreachable(String, String),
+    #[error(
+        "Redis at {0} is older than 6.0 (it does not know HELLO); the gateway speaks RESP3 and \
+         needs Redis 6 or newer: upgrade it"
+    )]
+    TooOld(String),
     #[error("Redis refused the request: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("internal error: {0}")]
@@ -14,7 +19,12 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn connect(url: &str, err: &redis::RedisError) -> StoreError {
-        StoreError::Unreachable(helpline_config::redact_url(url), err.to_string())
+        let shown = helpline_config::redact_url(url);
+        let why = err.to_string();
+        if why.contains("unknown command 'HELLO'") {
+            return StoreError::TooOld(shown);
+        }
+        StoreError::Unreachable(shown, why)
     }
 
     /// Whether trying again later may succeed (a lost connection, not a refused request).
@@ -27,7 +37,7 @@ impl StoreError {
                     || e.is_timeout()
                     || e.is_connection_refusal()
             }
-            StoreError::Internal(_) => false,
+            StoreError::TooOld(_) | StoreError::Internal(_) => false,
         }
     }
 }

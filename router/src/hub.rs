@@ -21,7 +21,7 @@ pub enum Delivery {
     /// Boxed: every subscriber's channel holds room for 32 deliveries, so a delivery stays two
     /// words (unboxed, this one would make every idle contact's channel four times larger).
     Queue(Box<QueueStatus>),
-    /// Live events may have been missed (the pub/sub connection was lost): re-read the state.
+    /// Live events may have been missed (the subscription was lost): re-read the state.
     Resync,
 }
 

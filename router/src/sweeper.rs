@@ -3,13 +3,15 @@
 //! relaxation, abandoned waits, break-glass requests out of time) and the retention sweep every
 //! `retention.sweep_every_s`. Every node runs all of it; the scripts make that safe.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::conversation::now_ms;
 use crate::events::Event;
+use crate::store::Heard;
 use crate::Router;
 
 /// How often a node heartbeats and sweeps, in ms.
@@ -29,64 +31,61 @@ impl Router {
         tokio::join!(self.listen(shutdown.clone()), self.tick(shutdown));
     }
 
-    /// Relays published routing events to this node's sockets; after a lost subscription (or a
-    /// Sentinel failover, which moves it to the new master), tells every socket to re-read its
-    /// state, since live events may have been missed meanwhile.
+    /// Relays the routing events every node publishes to this node's sockets. They arrive on the
+    /// command connection (`store/pushes.rs`), and are handed on in the task that reads it. After
+    /// the subscription was lost and made again (Redis restarted, or a Sentinel failover moved the
+    /// master), every socket is told to re-read its state, since live events may have been missed.
     async fn listen(&self, shutdown: CancellationToken) {
+        let (tx, mut heard) = mpsc::unbounded_channel();
+        let node = Arc::downgrade(&self.inner);
+        let listener = move |h: Heard<'_>| match h {
+            Heard::Event(json) => {
+                if let Some(inner) = node.upgrade() {
+                    inner.relay(json);
+                }
+            }
+            Heard::Resubscribed => drop(tx.send(true)),
+            Heard::Lost => drop(tx.send(false)),
+        };
         let channel = self.store().keys().events();
         let mut backoff = Duration::from_millis(100);
-        let mut first = true;
+        while let Err(e) = self.store().listen(&channel, listener.clone()).await {
+            self.telemetry().redis_failed("subscribe", &e);
+            tokio::select! { _ = shutdown.cancelled() => return, _ = tokio::time::sleep(backoff) => {} }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
         let mut master_changes = self.store().master_changes();
-        while !shutdown.is_cancelled() {
-            master_changes.mark_unchanged();
-            let mut pubsub = match self.store().pubsub().await {
-                Ok(p) => p,
-                Err(e) => {
-                    self.telemetry().redis_failed("subscribe", &e);
-                    tokio::select! { _ = shutdown.cancelled() => return, _ = tokio::time::sleep(backoff) => {} }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                Ok(()) = master_changes.changed() => {
+                    tracing::warn!("the Redis master moved; subscribing on the new one");
+                    self.reconnect(&shutdown).await;
                 }
-            };
-            if let Err(e) = pubsub.subscribe(&channel).await {
-                tracing::warn!(error = %e, "subscribe failed; retrying");
-                tokio::time::sleep(backoff).await;
-                continue;
-            }
-            backoff = Duration::from_millis(100);
-            if !first {
-                // Redis may have restarted or failed over: its script cache may be empty.
-                if let Err(e) = self.store().load_scripts().await {
-                    tracing::debug!(error = %e, "scripts not loaded; each loads on its first call");
-                }
-                self.hub().resync_all();
-            }
-            first = false;
-            let mut messages = pubsub.on_message();
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    Ok(()) = master_changes.changed() => {
-                        tracing::warn!("the Redis master moved; subscribing on the new one");
-                        break;
-                    }
-                    msg = messages.next() => match msg {
-                        Some(msg) => {
-                            let payload: String = msg.get_payload().unwrap_or_default();
-                            if let Some(ev) = Event::parse(&payload) {
-                                if let Event::Erased { conv } = &ev {
-                                    self.inner.keys.forget(conv);
-                                }
-                                self.hub().deliver(ev);
-                            }
+                Some(resubscribed) = heard.recv() => {
+                    if resubscribed {
+                        // Redis may have restarted or failed over: its script cache may be empty.
+                        if let Err(e) = self.store().load_scripts().await {
+                            tracing::debug!(error = %e, "scripts not loaded; each loads on its first call");
                         }
-                        None => {
-                            tracing::warn!("lost the routing-event subscription; reconnecting");
-                            break;
-                        }
+                        self.hub().resync_all();
+                    } else {
+                        tracing::warn!("lost a Redis connection; reconnecting");
+                        self.reconnect(&shutdown).await;
                     }
                 }
             }
+        }
+    }
+
+    /// Pings Redis until it answers, so the command connection is made again (and subscribes)
+    /// without waiting for the next command.
+    async fn reconnect(&self, shutdown: &CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        while let Err(e) = self.store().ping().await {
+            tracing::debug!(error = %e, "Redis not reachable yet");
+            tokio::select! { _ = shutdown.cancelled() => return, _ = tokio::time::sleep(backoff) => {} }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 
@@ -171,6 +170,18 @@ impl Router {
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         Ok(())
+    }
+}
+
+impl crate::Inner {
+    /// Hands a routing event to this node's sockets.
+    fn relay(&self, json: &str) {
+        if let Some(ev) = Event::parse(json) {
+            if let Event::Erased { conv } = &ev {
+                self.keys.forget(conv);
+            }
+            self.hub.deliver(ev);
+        }
     }
 }
 

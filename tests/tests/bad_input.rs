@@ -367,12 +367,10 @@ async fn wrong_passwords_get_401_and_the_sixth_attempt_429() -> anyhow::Result<(
     Ok(())
 }
 
-#[test]
-fn serve_against_a_redis_nobody_runs_fails_at_once_with_one_line() -> anyhow::Result<()> {
-    let dead = free_port();
-    let url = format!("redis://127.0.0.1:{dead}");
+/// `helpline serve` against `url`: what it printed on stderr, and how long it took to give up.
+fn serve_against(url: &str) -> anyhow::Result<(String, Duration)> {
     let env = vec![
-        ("HELPLINE_REDIS__URL".to_owned(), url.clone()),
+        ("HELPLINE_REDIS__URL".to_owned(), url.to_owned()),
         (
             "HELPLINE_SECURITY__MASTER_KEY".to_owned(),
             MASTER_KEY.to_owned(),
@@ -387,8 +385,15 @@ fn serve_against_a_redis_nobody_runs_fails_at_once_with_one_line() -> anyhow::Re
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         !out.status.success(),
-        "serve exited 0 without Redis; stderr: {err}"
+        "serve exited 0 without a usable Redis; stderr: {err}"
     );
+    Ok((err, took))
+}
+
+#[test]
+fn serve_against_a_redis_nobody_runs_fails_at_once_with_one_line() -> anyhow::Result<()> {
+    let dead = free_port();
+    let (err, took) = serve_against(&format!("redis://127.0.0.1:{dead}"))?;
     assert!(
         took < Duration::from_secs(8),
         "serve took {took:?} to give up"
@@ -407,6 +412,45 @@ fn serve_against_a_redis_nobody_runs_fails_at_once_with_one_line() -> anyhow::Re
         "the error does not say which Redis: {err}"
     );
     assert!(!err.contains(MASTER_KEY), "the master key leaked: {err}");
+    Ok(())
+}
+
+/// A server that answers every command as Redis 5 answers `HELLO` (this machine has no Redis 5):
+/// the gateway speaks RESP3, so it must say that Redis is too old, not that it is unreachable.
+#[test]
+fn serve_against_a_redis_older_than_6_says_to_upgrade_it() -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = conn.read(&mut buf) {
+                    // One answer per command: each starts a line with `*`.
+                    let read = &buf[..n];
+                    let commands = read.windows(3).filter(|w| w == b"\r\n*").count()
+                        + usize::from(read.starts_with(b"*"));
+                    let refusal =
+                        "-ERR unknown command 'HELLO', with args beginning with: '3' \r\n";
+                    if conn.write_all(refusal.repeat(commands).as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let (err, took) = serve_against(&format!("redis://127.0.0.1:{port}"))?;
+    assert!(
+        took < Duration::from_secs(8),
+        "serve took {took:?} to give up"
+    );
+    assert!(
+        err.contains("needs Redis 6 or newer") && err.contains(&port.to_string()),
+        "the error does not say to upgrade that Redis: {err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     Ok(())
 }
 

@@ -2,7 +2,8 @@
 //! from its AOF under load, ten times, with `appendfsync everysec` and `always`; and Redis frozen
 //! with SIGSTOP for ten seconds. Meanwhile `/readyz` says 503, contact messages are refused with an
 //! `error` (never acknowledged unless stored), the node stays up with bounded memory and sockets,
-//! and it recovers by itself. The tests run one at a time: they measure time and memory.
+//! and it recovers by itself; after a restart it subscribes to the routing events again and has its
+//! sockets re-read what they missed. The tests run one at a time: they measure time and memory.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -385,6 +386,35 @@ async fn a_frozen_redis_gives_timeouts_not_hangs_and_the_node_recovers() -> Resu
         fds_most <= fds_before + 16,
         "open sockets grew from {fds_before} to {fds_most} while Redis was frozen"
     );
+    gw.kill();
+    Ok(())
+}
+
+/// A node hears the routing events on its command connection. When Redis restarts, the node
+/// subscribes again on the new connection and tells its sockets to re-read their state (events
+/// were missed meanwhile): the console gets a fresh `hello` and then hears messages live again.
+#[tokio::test]
+async fn after_a_redis_restart_the_console_re_reads_and_hears_messages_live() -> Result<()> {
+    let _one = SERIAL.lock().await;
+    let mut redis = DurableRedis::start("always")?;
+    let (mut gw, mut ana, mut contacts) = setup(&redis.url()).await?;
+    let contact = &mut contacts[0];
+    let is = |text: &'static str| move |f: &Value| f["text"] == text;
+    contact.say("before the restart").await?;
+    ana.client
+        .expect_where("message", SECS_5, is("before the restart"))
+        .await?;
+    redis.crash();
+    until_ready_is(&gw, 503, Duration::from_secs(3)).await?;
+    redis.restart()?;
+    until_ready_is(&gw, 200, Duration::from_secs(10)).await?;
+    ana.client.expect("hello", Duration::from_secs(5)).await?;
+    contact.say("after the restart").await?;
+    let heard = ana
+        .client
+        .expect_where("message", SECS_5, is("after the restart"))
+        .await;
+    ensure!(heard.is_ok(), "{heard:?}; gateway log:\n{}", gw.log_text());
     gw.kill();
     Ok(())
 }

@@ -13,6 +13,7 @@ mod deks;
 mod keys;
 mod outbox;
 pub mod privacy;
+mod pushes;
 mod records;
 mod retention;
 mod scripts;
@@ -27,6 +28,7 @@ pub use deks::DekBatch;
 pub use keys::Keys;
 pub use outbox::{OutboxEntry, SendState};
 pub use privacy::Holdings;
+pub use pushes::Heard;
 pub use records::{AgentRecord, ConversationRecord, StoredMessage};
 pub use retention::{Periods, Swept};
 pub use topology::Connection;
@@ -39,6 +41,7 @@ use tokio::sync::watch;
 
 use crate::error::StoreError;
 use crate::events::Event;
+use pushes::{PushSink, Pushes};
 use scripts::Scripts;
 use topology::Topology;
 
@@ -109,6 +112,8 @@ pub struct NewMessage<'a> {
 pub struct Store {
     conn: Connection,
     topology: Arc<Topology>,
+    /// What the command connection hears besides replies: the routing events.
+    pushes: Arc<Pushes>,
     /// Never changes: what [`Store::master_changes`] hands out when there is no Sentinel.
     fixed: Arc<watch::Sender<u64>>,
     keys: Keys,
@@ -128,8 +133,9 @@ impl Store {
         if let Topology::Sentinel(target) = &topology {
             target.watch_failovers();
         }
+        let pushes = Arc::new(Pushes::default());
         let conn = topology
-            .connect()
+            .connect(PushSink(pushes.clone()))
             .await
             .map_err(|e| StoreError::connect(url, &e))?;
         let settings = serde_json::to_string(settings)
@@ -137,6 +143,7 @@ impl Store {
         let store = Store {
             conn,
             topology: Arc::new(topology),
+            pushes,
             fixed: Arc::new(watch::channel(0).0),
             keys: Keys::new(prefix),
             settings: settings.into(),
@@ -167,12 +174,19 @@ impl Store {
         &self.keys
     }
 
-    /// A new connection for pub/sub (a subscribed connection can do nothing else).
-    pub async fn pubsub(&self) -> Result<redis::aio::PubSub, StoreError> {
-        Ok(self.topology.pubsub().await?)
+    /// Has `listener` hear the routing events published on `channel`, and when the subscription
+    /// was lost and made again, from the task that reads the command connection: it must not
+    /// block. Once per store; call again (after an error) to retry the subscription only.
+    pub async fn listen(
+        &self,
+        channel: &str,
+        listener: impl Fn(Heard<'_>) + Send + Sync + 'static,
+    ) -> Result<(), StoreError> {
+        self.pushes.listen(channel, Box::new(listener));
+        Ok(self.conn().subscribe(channel).await?)
     }
 
-    /// Changes when a Sentinel failover moved the master, so a subscriber moves with it.
+    /// Changes when a Sentinel failover moved the master, so the command connection moves with it.
     pub fn master_changes(&self) -> watch::Receiver<u64> {
         self.topology.master_changes(&self.fixed)
     }

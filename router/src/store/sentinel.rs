@@ -2,7 +2,7 @@
 //! failover. redis-rs's `SentinelClient` asks the sentinels and checks `ROLE` on the answer; what
 //! it lacks is following a failover, which is this file: a connection that re-resolves the master
 //! after a lost connection or a `READONLY`/`MASTERDOWN` reply, and a watcher of the sentinels'
-//! `+switch-master` messages that tells every connection (commands, pub/sub listener, outbox
+//! `+switch-master` messages that tells every connection (commands and their subscription, outbox
 //! readers) to move at once, even when the old master is still up as a replica.
 //!
 //! URL: `redis+sentinel://[USER:PASSWORD@]HOST:PORT,HOST:PORT,…/MASTER_NAME[?db=N]`. The
@@ -16,11 +16,12 @@ use helpline_config::redact_url;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
-    AsyncConnectionConfig, Client, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError,
-    RedisFuture, RedisResult, Value,
+    AsyncConnectionConfig, Client, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, ProtocolVersion,
+    RedisError, RedisFuture, RedisResult, Value,
 };
 use tokio::sync::{watch, Mutex};
 
+use super::pushes::PushSink;
 use super::topology::bad_url;
 use crate::error::StoreError;
 
@@ -90,7 +91,11 @@ impl SentinelTarget {
             .into_connection_info()
             .map_err(|e| StoreError::connect(url, &e))?;
         let node = SentinelNodeConnectionInfo::default()
-            .set_redis_connection_info(node.redis_settings().clone())
+            .set_redis_connection_info(
+                node.redis_settings()
+                    .clone()
+                    .set_protocol(ProtocolVersion::RESP3),
+            )
             .set_tcp_settings(super::topology::tcp());
         let client = SentinelClient::build(
             sentinels.iter().map(String::as_str).collect(),
@@ -154,11 +159,6 @@ impl SentinelTarget {
         }
     }
 
-    /// A pub/sub connection to the current master.
-    pub(crate) async fn master_pubsub(&self) -> RedisResult<redis::aio::PubSub> {
-        self.master().await?.get_async_pubsub().await
-    }
-
     /// Follows the sentinels' `+switch-master` messages for this master until the process ends,
     /// moving to another sentinel when one goes away.
     pub(crate) fn watch_failovers(self: &Arc<Self>) {
@@ -203,10 +203,13 @@ impl SentinelTarget {
 }
 
 /// A command connection to the master that follows it. Clones share one underlying connection.
+/// The node's command connection also carries its subscription: each connection it makes
+/// subscribes again, once the node listens.
 #[derive(Clone)]
 pub(crate) struct MasterConnection {
     target: Arc<SentinelTarget>,
     config: AsyncConnectionConfig,
+    pushes: Option<PushSink>,
     current: Arc<Mutex<Option<Current>>>,
 }
 
@@ -217,33 +220,61 @@ struct Current {
     /// Which connection this is, so only the one that failed is dropped.
     serial: u64,
     conn: MultiplexedConnection,
+    /// Whether `conn` is subscribed to the node's channel.
+    subscribed: bool,
 }
 
 impl MasterConnection {
-    pub(crate) fn new(target: Arc<SentinelTarget>, config: AsyncConnectionConfig) -> Self {
+    /// A connection to the master; `pushes` is the command connection's (see
+    /// [`super::pushes`]), `None` for a blocking one.
+    pub(crate) fn new(
+        target: Arc<SentinelTarget>,
+        config: AsyncConnectionConfig,
+        pushes: Option<PushSink>,
+    ) -> Self {
+        let config = match &pushes {
+            Some(sink) => config.set_push_sender(sink.clone()),
+            None => config,
+        };
         Self {
             target,
             config,
+            pushes,
             current: Arc::new(Mutex::new(None)),
         }
     }
 
-    /// The connection to the master, made anew when there is none or the master moved since.
+    /// Subscribes the current connection, and each one made after it, to the node's channel.
+    pub(crate) async fn subscribe(&self) -> RedisResult<()> {
+        self.get().await.map(drop)
+    }
+
+    /// The connection to the master, made anew when there is none or the master moved since, and
+    /// subscribed once the node listens.
     async fn get(&self) -> RedisResult<Current> {
         let mut current = self.current.lock().await;
         let epoch = *self.target.changes.borrow();
-        if let Some(c) = current.as_ref().filter(|c| c.epoch == epoch) {
+        let channel = self.pushes.as_ref().and_then(|p| p.0.channel());
+        if let Some(c) = current.as_mut().filter(|c| c.epoch == epoch) {
+            if let (Some(channel), false) = (channel, c.subscribed) {
+                c.conn.subscribe(channel).await?;
+                c.subscribed = true;
+            }
             return Ok(c.clone());
         }
         let client = self.target.master().await?;
-        let conn = client
+        let mut conn = client
             .get_multiplexed_async_connection_with_config(&self.config)
             .await?;
+        if let Some(channel) = channel {
+            conn.subscribe(channel).await?;
+        }
         let serial = current.as_ref().map_or(0, |c| c.serial.wrapping_add(1));
         let made = Current {
             epoch,
             serial,
             conn,
+            subscribed: channel.is_some(),
         };
         *current = Some(made.clone());
         Ok(made)

@@ -1,8 +1,8 @@
 //! Where Redis is and how to reach it: one server (`redis://`, `rediss://`, `redis+unix://`), a
 //! master found through Sentinel (`redis+sentinel://`, see [`super::sentinel`]) or a Cluster
 //! (`redis+cluster://`). Every connection the gateway opens is made here, so each kind of Redis
-//! is handled once: the shared command connection, the pub/sub listener's connection and the
-//! outbox readers' blocking connections.
+//! is handled once: the shared command connection (which also carries the routing events, see
+//! [`super::pushes`]) and the outbox readers' blocking connections. Every connection speaks RESP3.
 //!
 //! It must never put a password in an error or a log line: URLs are shown through `redact_url`.
 
@@ -16,9 +16,13 @@ use redis::aio::{
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::io::tcp::TcpSettings;
-use redis::{AsyncConnectionConfig, Client, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Value};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, IntoConnectionInfo, Pipeline, ProtocolVersion, RedisFuture,
+    Value,
+};
 use tokio::sync::watch;
 
+use super::pushes::PushSink;
 use super::sentinel::{MasterConnection, SentinelTarget};
 use crate::error::StoreError;
 
@@ -37,18 +41,23 @@ pub(crate) fn tcp() -> TcpSettings {
     TcpSettings::default().set_nodelay(true)
 }
 
-/// A client for one server's URL, with [`tcp`] settings.
+/// A client for one server's URL, with [`tcp`] settings, speaking RESP3.
 pub(crate) fn client(url: &str) -> redis::RedisResult<Client> {
-    Client::open(url.into_connection_info()?.set_tcp_settings(tcp()))
+    let info = url.into_connection_info()?;
+    let redis = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
+    Client::open(info.set_redis_settings(redis).set_tcp_settings(tcp()))
 }
 
 /// The kind of Redis `redis.url` names, with what is needed to open connections to it.
 pub(crate) enum Topology {
     Single(Client),
     Sentinel(Arc<SentinelTarget>),
-    /// The cluster client, and the seed nodes' URLs for the pub/sub listener (a classic
-    /// `PUBLISH` reaches every node of a cluster, so any one node will do).
-    Cluster(Box<ClusterClient>, Vec<String>),
+    /// The cluster client. The command connection subscribes on the node that owns the events
+    /// channel's slot (a classic `PUBLISH` reaches every node of a cluster anyway).
+    Cluster(Box<ClusterClient>),
 }
 
 impl Topology {
@@ -64,8 +73,9 @@ impl Topology {
         Ok(Topology::Single(client))
     }
 
-    /// The shared command connection (multiplexed; it reconnects, and follows a failover).
-    pub(crate) async fn connect(&self) -> Result<Connection, redis::RedisError> {
+    /// The shared command connection (multiplexed; it reconnects, follows a failover, and pushes
+    /// what it hears besides replies into `pushes`).
+    pub(crate) async fn connect(&self, pushes: PushSink) -> Result<Connection, redis::RedisError> {
         let kind = match self {
             Topology::Single(client) => {
                 // Few quick retries: a request during a restart fails fast (the caller answers
@@ -75,17 +85,22 @@ impl Topology {
                     .set_min_delay(Duration::from_millis(50))
                     .set_max_delay(Duration::from_millis(500))
                     .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                    .set_response_timeout(Some(RESPONSE_TIMEOUT));
+                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                    .set_push_sender(pushes)
+                    .set_automatic_resubscription();
                 let manager = ConnectionManager::new_with_config(client.clone(), config).await?;
                 Kind::Manager(manager)
             }
             Topology::Sentinel(target) => Kind::Master(MasterConnection::new(
                 target.clone(),
                 config(RESPONSE_TIMEOUT),
+                Some(pushes),
             )),
-            Topology::Cluster(client, _) => Kind::Cluster(
+            Topology::Cluster(client) => Kind::Cluster(
                 client
-                    .get_async_connection_with_config(cluster_config(RESPONSE_TIMEOUT))
+                    .get_async_connection_with_config(
+                        cluster_config(RESPONSE_TIMEOUT).set_push_sender(pushes),
+                    )
                     .await?,
             ),
         };
@@ -103,9 +118,9 @@ impl Topology {
                     .await?,
             ),
             Topology::Sentinel(target) => {
-                Kind::Master(MasterConnection::new(target.clone(), timeouts))
+                Kind::Master(MasterConnection::new(target.clone(), timeouts, None))
             }
-            Topology::Cluster(client, _) => Kind::Cluster(
+            Topology::Cluster(client) => Kind::Cluster(
                 client
                     .get_async_connection_with_config(cluster_config(BLOCKING_RESPONSE_TIMEOUT))
                     .await?,
@@ -114,30 +129,12 @@ impl Topology {
         Ok(Connection(kind))
     }
 
-    /// A new connection for pub/sub (a subscribed connection can do nothing else).
-    pub(crate) async fn pubsub(&self) -> Result<redis::aio::PubSub, redis::RedisError> {
-        match self {
-            Topology::Single(client) => client.get_async_pubsub().await,
-            Topology::Sentinel(target) => target.master_pubsub().await,
-            Topology::Cluster(_, seeds) => {
-                let mut last = None;
-                for seed in seeds {
-                    match client(seed)?.get_async_pubsub().await {
-                        Ok(pubsub) => return Ok(pubsub),
-                        Err(e) => last = Some(e),
-                    }
-                }
-                Err(last.unwrap_or_else(|| no_nodes().into()))
-            }
-        }
-    }
-
-    /// Changes each time the Sentinel master moves; a listener subscribed to the old master
-    /// subscribes again. Never changes for one server or a cluster.
+    /// Changes each time the Sentinel master moves, so the listener can have the command connection
+    /// move (and subscribe) at once. Never changes for one server or a cluster.
     pub(crate) fn master_changes(&self, fixed: &watch::Sender<u64>) -> watch::Receiver<u64> {
         match self {
             Topology::Sentinel(target) => target.changes(),
-            Topology::Single(_) | Topology::Cluster(..) => fixed.subscribe(),
+            Topology::Single(_) | Topology::Cluster(_) => fixed.subscribe(),
         }
     }
 }
@@ -152,13 +149,6 @@ fn cluster_config(response: Duration) -> ClusterConfig {
     ClusterConfig::new()
         .set_connection_timeout(CONNECT_TIMEOUT)
         .set_response_timeout(response)
-}
-
-fn no_nodes() -> (redis::ErrorKind, &'static str) {
-    (
-        redis::ErrorKind::InvalidClientConfig,
-        "the cluster URL lists no node",
-    )
 }
 
 /// `redis+cluster://[USER:PASSWORD@]HOST:PORT,HOST:PORT,…`: any reachable node tells the client
@@ -189,9 +179,10 @@ fn cluster(url: &str, rest: &str) -> Result<Topology, StoreError> {
     }
     let client = ClusterClient::builder(seeds.iter().map(String::as_str))
         .tcp_settings(tcp())
+        .use_protocol(ProtocolVersion::RESP3)
         .build()
         .map_err(|e| StoreError::connect(url, &e))?;
-    Ok(Topology::Cluster(Box::new(client), seeds))
+    Ok(Topology::Cluster(Box::new(client)))
 }
 
 pub(crate) fn bad_url(url: &str, why: &str) -> StoreError {
@@ -208,6 +199,23 @@ enum Kind {
     Plain(MultiplexedConnection),
     Master(MasterConnection),
     Cluster(ClusterConnection),
+}
+
+impl Connection {
+    /// Subscribes the command connection to the channel `pushes` names (see [`super::pushes`]);
+    /// it stays subscribed across reconnections and failovers.
+    pub(crate) async fn subscribe(&mut self, channel: &str) -> redis::RedisResult<()> {
+        match &mut self.0 {
+            Kind::Manager(c) => c.subscribe(channel).await,
+            Kind::Cluster(c) => c.subscribe(channel).await,
+            Kind::Master(c) => c.subscribe().await,
+            Kind::Plain(_) => Err((
+                redis::ErrorKind::Client,
+                "a blocking connection does not subscribe",
+            )
+                .into()),
+        }
+    }
 }
 
 impl ConnectionLike for Connection {
