@@ -175,8 +175,8 @@ impl Store {
     }
 
     /// Has `listener` hear the routing events published on `channel`, and when the subscription
-    /// was lost and made again, from the task that reads the command connection: it must not
-    /// block. Once per store; call again (after an error) to retry the subscription only.
+    /// was lost and made again, from the command connection's task: it must not block. Once per
+    /// store; call again (after an error) to retry the subscription only.
     pub async fn listen(
         &self,
         channel: &str,

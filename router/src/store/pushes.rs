@@ -2,9 +2,9 @@
 //! so Redis pushes each published event there, between the replies: a node reads a message's
 //! reply and its event in one read, and Redis writes them in one go (docs/benchmarks.md, step 9).
 //!
-//! This file turns the pushes into calls of the node's listener, in the task that reads the
-//! connection, and tells it when the subscription was made again (events may have been missed
-//! while it was lost) and when a connection was lost.
+//! This file turns the pushes into calls of the node's listener, made from redis-rs's own task for
+//! the connection (no task of ours in between), and tells it when the subscription was made again
+//! (events may have been missed while it was lost) and when a connection was lost.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
