@@ -32,11 +32,11 @@ impl Router {
     }
 
     /// Relays the routing events every node publishes to this node's sockets. They arrive on the
-    /// command connection (`store/pushes.rs`), and are handed on in the task that reads it. After
-    /// the subscription was lost and made again (Redis restarted, or a Sentinel failover moved the
+    /// command connection (`store/pushes.rs`) and are handed on from its task. After the
+    /// subscription was lost and made again (Redis restarted, or a Sentinel failover moved the
     /// master), every socket is told to re-read its state, since live events may have been missed.
     async fn listen(&self, shutdown: CancellationToken) {
-        let (tx, mut heard) = mpsc::unbounded_channel();
+        let (tx, mut heard) = mpsc::unbounded_channel::<Heard<'static>>();
         let node = Arc::downgrade(&self.inner);
         let listener = move |h: Heard<'_>| match h {
             Heard::Event(json) => {
@@ -44,15 +44,19 @@ impl Router {
                     inner.relay(json);
                 }
             }
-            Heard::Resubscribed => drop(tx.send(true)),
-            Heard::Lost => drop(tx.send(false)),
+            Heard::Resubscribed => drop(tx.send(Heard::Resubscribed)),
+            Heard::Lost => drop(tx.send(Heard::Lost)),
         };
         let channel = self.store().keys().events();
-        let mut backoff = Duration::from_millis(100);
-        while let Err(e) = self.store().listen(&channel, listener.clone()).await {
-            self.telemetry().redis_failed("subscribe", &e);
-            tokio::select! { _ = shutdown.cancelled() => return, _ = tokio::time::sleep(backoff) => {} }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+        let subscribed = until_ok(&shutdown, || async {
+            let result = self.store().listen(&channel, listener.clone()).await;
+            if let Err(e) = &result {
+                self.telemetry().redis_failed("subscribe", e);
+            }
+            result
+        });
+        if !subscribed.await {
+            return;
         }
         let mut master_changes = self.store().master_changes();
         loop {
@@ -62,14 +66,15 @@ impl Router {
                     tracing::warn!("the Redis master moved; subscribing on the new one");
                     self.reconnect(&shutdown).await;
                 }
-                Some(resubscribed) = heard.recv() => {
-                    if resubscribed {
+                Some(heard) = heard.recv() => match heard {
+                    Heard::Resubscribed => {
                         // Redis may have restarted or failed over: its script cache may be empty.
                         if let Err(e) = self.store().load_scripts().await {
                             tracing::debug!(error = %e, "scripts not loaded; each loads on its first call");
                         }
                         self.hub().resync_all();
-                    } else {
+                    }
+                    _ => {
                         tracing::warn!("lost a Redis connection; reconnecting");
                         self.reconnect(&shutdown).await;
                     }
@@ -81,12 +86,7 @@ impl Router {
     /// Pings Redis until it answers, so the command connection is made again (and subscribes)
     /// without waiting for the next command.
     async fn reconnect(&self, shutdown: &CancellationToken) {
-        let mut backoff = Duration::from_millis(100);
-        while let Err(e) = self.store().ping().await {
-            tracing::debug!(error = %e, "Redis not reachable yet");
-            tokio::select! { _ = shutdown.cancelled() => return, _ = tokio::time::sleep(backoff) => {} }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
+        until_ok(shutdown, || self.store().ping()).await;
     }
 
     async fn tick(&self, shutdown: CancellationToken) {
@@ -182,6 +182,23 @@ impl crate::Inner {
             }
             self.hub.deliver(ev);
         }
+    }
+}
+
+/// Calls `attempt` until it succeeds, waiting 0.1 s, then twice as long each time up to 5 s;
+/// `false` when `shutdown` fired first.
+async fn until_ok<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    shutdown: &CancellationToken,
+    mut attempt: impl FnMut() -> F,
+) -> bool {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match attempt().await {
+            Ok(_) => return true,
+            Err(e) => tracing::debug!(error = %e, "Redis not reachable yet; trying again"),
+        }
+        tokio::select! { _ = shutdown.cancelled() => return false, _ = tokio::time::sleep(backoff) => {} }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
